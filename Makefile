@@ -1,0 +1,53 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 127.0.0.1
+export PORT
+
+.PHONY: run test lint bench system-deps test-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Stamps make a second run skip installs until a requirements file changes.
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime-installed $@
+
+## Run the site on its embedded defaults: web + Celery worker + beat, Ctrl-C stops all.
+run: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py site_prepare --host $(HOST) --port $(PORT)
+	HOST=$(HOST) exec $(BIN)/honcho -f Procfile start --port $(PORT)
+
+## Install the Debian packages the tests need (root only; skipped when present).
+system-deps:
+	bash scripts/install-system-deps
+
+test-deps: system-deps $(VENV)/.dev-installed
+
+## Lint, migration check and the whole test suite on throwaway PostgreSQL/Redis servers.
+test: test-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_ENV=test $(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_ENV=test $(BIN)/pytest
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Benchmarks (not part of `make test`): numbers and ratios in benchmarks/results/latest.json.
+bench: test-deps
+	DJANGO_ENV=test $(BIN)/python -m benchmarks
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,50 @@
+"""Test wiring: every test database is a throwaway PostgreSQL server started here."""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from pytest_redis import factories
+
+from tests.support.servers import PostgresServer
+
+# Tests must never reach a real AWS endpoint, whatever the machine's environment says.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+redis_proc = factories.redis_proc(executable="/usr/bin/redis-server", timeout=30)
+
+ARTIFACTS_DIR = Path(__file__).resolve().parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(postgres_server):
+    """Point Django at the throwaway PostgreSQL server before the test database is made."""
+    settings.DATABASES["default"] = postgres_server.django_settings()
+    connections.close_all()
+    # The handler caches the DATABASES it first saw; make it read them again.
+    connections.__dict__.pop("settings", None)
+    connections._settings = None
+
+
+@pytest.fixture(autouse=True)
+def outbox_in_tmp(settings, tmp_path):
+    """Each test that uses the outbox backend gets its own folder."""
+    settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    return ARTIFACTS_DIR

@@ -1,0 +1,10 @@
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def site(request: HttpRequest) -> dict:
+    """Values every page template may use."""
+    return {
+        "COGNITO_ENABLED": settings.COGNITO_ENABLED,
+        "OUTBOX_ENABLED": settings.EMAIL_BACKEND == "forecasts.outbox.OutboxEmailBackend",
+    }

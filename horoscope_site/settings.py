@@ -1,0 +1,267 @@
+"""Settings, driven by environment variables.
+
+Every variable has an embedded default for one machine (SQLite, a file-system
+broker, a local email outbox), so `make run` needs no account anywhere. Set
+`DJANGO_ENV=production` and the defaults that are unsafe in production are refused
+instead. Every variable is listed with one line in `.env.example`.
+"""
+
+from pathlib import Path
+
+import environ
+
+from horoscope_site.config import (
+    ConfigError,
+    celery_broker_options,
+    database_from_url,
+    require,
+)
+from horoscope_site.secrets import load_secrets
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+env_file = BASE_DIR / ".env"
+if env_file.exists():
+    environ.Env.read_env(env_file)
+
+DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+if DJANGO_ENV not in {"development", "production", "test"}:
+    raise ConfigError(f"DJANGO_ENV must be development, production or test, not {DJANGO_ENV!r}")
+PRODUCTION = DJANGO_ENV == "production"
+
+# Secrets come from AWS Secrets Manager when APP_SECRETS_ID is set, else from the
+# environment; the environment always wins (see horoscope_site/secrets.py).
+SECRETS = load_secrets(env, production=PRODUCTION)
+
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ConfigError("DEBUG must be off when DJANGO_ENV=production")
+
+SECRET_KEY = SECRETS.get("DJANGO_SECRET_KEY") or ""
+if not SECRET_KEY:
+    require(not PRODUCTION, "DJANGO_SECRET_KEY is required when DJANGO_ENV=production")
+    SECRET_KEY = "insecure-development-key-never-used-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=[] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
+require(not PRODUCTION or ALLOWED_HOSTS, "ALLOWED_HOSTS is required when DJANGO_ENV=production")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# The absolute https URL the site is reached at; emails link to it.
+SITE_URL = env.str("SITE_URL", default="" if PRODUCTION else "http://localhost:" + env.str("PORT", default="8000"))
+require(
+    not PRODUCTION or SITE_URL.startswith("https://"), "SITE_URL must be an https:// URL when DJANGO_ENV=production"
+)
+SITE_URL = SITE_URL.rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.amazon_cognito",
+    "allauth.mfa",
+    "django_celery_beat",
+    "accounts",
+    "forecasts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "horoscope_site.urls"
+WSGI_APPLICATION = "horoscope_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "horoscope_site.context_processors.site",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "portal:dashboard"
+
+# allauth: local accounts are the embedded default; Cognito is switched on by settings.
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "Daily Horoscope: "
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_ONLY = False
+
+COGNITO_DOMAIN = env.str("COGNITO_DOMAIN", default="").rstrip("/")
+COGNITO_CLIENT_ID = env.str("COGNITO_CLIENT_ID", default="")
+COGNITO_CLIENT_SECRET = SECRETS.get("COGNITO_CLIENT_SECRET") or ""
+COGNITO_USER_POOL_ID = env.str("COGNITO_USER_POOL_ID", default="")
+COGNITO_REGION = env.str("COGNITO_REGION", default=env.str("AWS_REGION", default="us-east-1"))
+COGNITO_ENABLED = bool(COGNITO_DOMAIN and COGNITO_CLIENT_ID)
+require(
+    not (COGNITO_ENABLED and PRODUCTION) or bool(COGNITO_CLIENT_SECRET),
+    "COGNITO_CLIENT_SECRET is required when Cognito login is configured in production",
+)
+SOCIALACCOUNT_PROVIDERS = {
+    "amazon_cognito": {
+        "DOMAIN": COGNITO_DOMAIN,
+        "EMAIL_AUTHENTICATION": True,
+        "VERIFIED_EMAIL": False,
+        "APPS": (
+            [{"client_id": COGNITO_CLIENT_ID, "secret": COGNITO_CLIENT_SECRET, "key": ""}] if COGNITO_ENABLED else []
+        ),
+        "OAUTH_PKCE_ENABLED": True,
+    }
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if not DEBUG
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# Email: a local outbox of .eml files by default; django-ses (SESv2) in production.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="forecasts.outbox.OutboxEmailBackend")
+EMAIL_OUTBOX_DIR = Path(env.str("EMAIL_OUTBOX_DIR", default=str(VAR_DIR / "outbox")))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Daily Horoscope <horoscope@localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+require(
+    not PRODUCTION or "localhost" not in DEFAULT_FROM_EMAIL,
+    "DEFAULT_FROM_EMAIL must be a real, SES-verified sender when DJANGO_ENV=production",
+)
+AWS_REGION = env.str("AWS_REGION", default="us-east-1")
+AWS_SES_REGION_NAME = env.str("AWS_SES_REGION_NAME", default=AWS_REGION)
+AWS_SES_REGION_ENDPOINT = env.str("AWS_SES_REGION_ENDPOINT", default=f"email.{AWS_SES_REGION_NAME}.amazonaws.com")
+AWS_SES_REGION_ENDPOINT_URL = env.str("AWS_SES_REGION_ENDPOINT_URL", default=f"https://{AWS_SES_REGION_ENDPOINT}")
+USE_SES_V2 = True
+AWS_SES_CONFIGURATION_SET = env.str("AWS_SES_CONFIGURATION_SET", default="") or None
+# The shared limiter below paces sends across all workers; django-ses's own
+# throttle only knows about one process, so it is turned off.
+AWS_SES_AUTO_THROTTLE = None
+AWS_SES_VERIFY_EVENT_SIGNATURES = True
+AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = env.list("AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS", default=[])
+AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS = env.list("AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS", default=["amazonaws.com"])
+SES_MAX_SEND_RATE = env.float("SES_MAX_SEND_RATE", default=0.0)  # 0: ask SES GetAccount
+
+# Celery: a broker that needs no server by default (the database holds what must be
+# sent, so losing a broker message is recoverable); Redis or SQS by URL alone.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+CELERY_BROKER_TRANSPORT_OPTIONS = celery_broker_options(CELERY_BROKER_URL, VAR_DIR / "broker", env)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+REDIS_URL = env.str("REDIS_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# Service adapters, picked by dotted path as Django picks EMAIL_BACKEND.
+OPENAI_API_KEY = SECRETS.get("OPENAI_API_KEY") or ""
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="") or None
+OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4.1-mini")
+OPENAI_TIMEOUT = env.float("OPENAI_TIMEOUT", default=30.0)
+PINECONE_API_KEY = SECRETS.get("PINECONE_API_KEY") or ""
+PINECONE_INDEX = env.str("PINECONE_INDEX", default="horoscope-kb")
+PINECONE_HOST = env.str("PINECONE_HOST", default="")
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_HSTS_SECONDS = 31536000 if PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

@@ -1,6 +1,19 @@
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from accounts.scheduling import DEFAULT_DELIVERY_TIME, known_time_zones, next_send_at
+from forecasts.zodiac import SIGN_CHOICES
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in known_time_zones():
+        raise ValidationError(
+            "%(value)s is not a known time zone: pick one such as Europe/Paris.", params={"value": value}
+        )
 
 
 class UserManager(BaseUserManager["User"]):
@@ -52,3 +65,69 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.first_name or self.email.split("@")[0]
+
+
+class Topic(models.TextChoices):
+    LOVE = "love", "Love"
+    CAREER = "career", "Career"
+    MONEY = "money", "Money"
+    HEALTH = "health", "Health"
+    GROWTH = "growth", "Growth"
+
+
+def all_topics() -> list[str]:
+    return [topic.value for topic in Topic]
+
+
+class Subscription(models.Model):
+    """One reader's daily email and what they want in it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending confirmation"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        SUPPRESSED = "suppressed", "Suppressed"
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="subscription")
+    sign = models.CharField(max_length=12, choices=SIGN_CHOICES)
+    birth_date = models.DateField(null=True, blank=True)
+    birth_time = models.TimeField(null=True, blank=True, help_text="Kept for personal transits later.")
+    birth_place = models.CharField(max_length=200, blank=True, help_text="Kept for personal transits later.")
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    delivery_time = models.TimeField(default=DEFAULT_DELIVERY_TIME, help_text="Local time of the daily email.")
+    topics = models.JSONField(default=all_topics, help_text="Life areas the reader wants covered.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.CharField(max_length=255, blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # When the next email is due, in UTC; None unless active. Kept in step by save().
+    next_send_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Local date of the last claimed delivery, so a change of preferences never sends twice a day.
+    last_local_date = models.DateField(null=True, blank=True, editable=False)
+    transient_bounce_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # The dispatcher's query: active rows whose next_send_at has come.
+            models.Index(fields=["next_send_at"], condition=models.Q(status="active"), name="subscription_due_idx"),
+            models.Index(fields=["status", "sign"], name="subscription_status_sign_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user.email} ({self.sign}, {self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        self.next_send_at = self.compute_next_send_at()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "next_send_at"}
+        super().save(*args, **kwargs)
+
+    def compute_next_send_at(self, now: datetime | None = None) -> datetime | None:
+        """When the next email is due, or None when this subscription gets no mail."""
+        if self.status != self.Status.ACTIVE:
+            return None
+        return next_send_at(now or timezone.now(), self.time_zone, self.delivery_time, self.last_local_date)

@@ -1,0 +1,131 @@
+from django.conf import settings
+from django.db import models
+
+from forecasts.zodiac import SIGN_CHOICES
+
+
+class Passage(models.Model):
+    """One passage of the astrology knowledge base (loaded from forecasts/knowledge/*.yaml)."""
+
+    class Kind(models.TextChoices):
+        SIGN_PROFILE = "sign_profile", "Sign profile"
+        BODY_IN_SIGN = "body_in_sign", "Body in sign"
+        BODY_IN_HOUSE = "body_in_house", "Body in house"
+        ASPECT = "aspect", "Aspect"
+        RETROGRADE = "retrograde", "Retrograde"
+        LUNATION = "lunation", "Lunation"
+        ECLIPSE = "eclipse", "Eclipse"
+
+    key = models.SlugField(max_length=120, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    body = models.CharField(max_length=16, blank=True)
+    other_body = models.CharField(max_length=16, blank=True)
+    sign = models.CharField(max_length=12, choices=SIGN_CHOICES, blank=True)
+    house = models.PositiveSmallIntegerField(null=True, blank=True)
+    aspect = models.CharField(max_length=16, blank=True)
+    topics = models.JSONField(default=list)
+    title = models.CharField(max_length=200)
+    text = models.TextField()
+    # Hash of the indexed content; kb_index pushes only rows whose hash changed.
+    content_hash = models.CharField(max_length=64, editable=False)
+    indexed_hash = models.CharField(max_length=64, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+        indexes = [models.Index(fields=["kind", "body", "sign"], name="passage_kind_body_sign_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Forecast(models.Model):
+    """The reading for one sign on one date; what is sent is what this row says."""
+
+    class Status(models.TextChoices):
+        GENERATING = "generating", "Generating"
+        DRAFT = "draft", "Draft"
+        APPROVED = "approved", "Approved"
+        FAILED = "failed", "Failed"
+
+    class Generator(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        OFFLINE = "offline", "Offline composer"
+
+    date = models.DateField()
+    sign = models.CharField(max_length=12, choices=SIGN_CHOICES)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.GENERATING)
+    headline = models.CharField(max_length=200, blank=True)
+    overview = models.TextField(blank=True)
+    sections = models.JSONField(default=dict, blank=True, help_text="Topic -> text.")
+    facts = models.JSONField(default=list, blank=True, help_text="The sky facts the text was written from.")
+    passages = models.ManyToManyField(Passage, blank=True, related_name="forecasts")
+    generator = models.CharField(max_length=12, choices=Generator.choices, blank=True)
+    model_name = models.CharField(max_length=100, blank=True)
+    prompt_version = models.CharField(max_length=40, blank=True)
+    fallback_reason = models.TextField(blank=True, help_text="Why the offline composer wrote it, if it did.")
+    grounded = models.BooleanField(default=False)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    edited_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-date", "sign"]
+        constraints = [models.UniqueConstraint(fields=["date", "sign"], name="forecast_unique_date_sign")]
+
+    def __str__(self) -> str:
+        return f"{self.get_sign_display()} {self.date}"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status in {self.Status.DRAFT, self.Status.APPROVED}
+
+
+class Delivery(models.Model):
+    """One reader's email for one local date: at most one, enforced by the database."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+        UNKNOWN = "unknown", "Unknown (worker lost while sending)"
+
+    subscription = models.ForeignKey("accounts.Subscription", on_delete=models.CASCADE, related_name="deliveries")
+    local_date = models.DateField()
+    due_at = models.DateTimeField(help_text="When it was due (UTC).")
+    forecast = models.ForeignKey(Forecast, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    ses_message_id = models.CharField(max_length=200, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    sending_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-local_date", "-due_at"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "local_date"], name="delivery_unique_subscription_date")
+        ]
+        indexes = [
+            models.Index(fields=["status", "queued_at"], name="delivery_status_queued_idx"),
+            models.Index(fields=["local_date", "status"], name="delivery_date_status_idx"),
+            models.Index(fields=["ses_message_id"], name="delivery_ses_message_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.local_date} {self.status}"

@@ -17,6 +17,7 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
+OUTBOX_BACKEND = "forecasts.outbox.OutboxEmailBackend"
 _lock = threading.Lock()
 
 

@@ -9,16 +9,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from forecasts.outbox import outbox_messages, read_message
+from forecasts.outbox import OUTBOX_BACKEND, outbox_messages, read_message
 
 OUTBOX_NAME = re.compile(r"^[0-9TZ]+-[0-9a-f]{8}\.eml$")
 
 
 def outbox_visible(view):
-    """In development anyone on the machine may read the outbox; otherwise only staff."""
+    """Only with the outbox backend; in development anyone on the machine may read it, else only staff."""
     staff_view = staff_member_required(view)
 
     def wrapper(request: HttpRequest, *args, **kwargs):
+        if settings.EMAIL_BACKEND != OUTBOX_BACKEND:
+            raise Http404("The local outbox is not in use")
         if settings.DEBUG:
             return view(request, *args, **kwargs)
         return staff_view(request, *args, **kwargs)

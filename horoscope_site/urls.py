@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -9,7 +8,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("outbox/", include("forecasts.urls_outbox")),
 ]
-
-if settings.EMAIL_BACKEND == "forecasts.outbox.OutboxEmailBackend":
-    urlpatterns += [path("outbox/", include("forecasts.urls_outbox"))]

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from forecasts.outbox import OUTBOX_BACKEND
+
 
 class Command(BaseCommand):
     help = "Prepare what the site needs to run (knowledge base, today's forecasts) and say where to look."
@@ -15,7 +17,7 @@ class Command(BaseCommand):
         base = f"http://{host}:{port}"
         self.stdout.write("")
         self.stdout.write(f"  Daily Horoscope: {base}/")
-        if settings.EMAIL_BACKEND == "forecasts.outbox.OutboxEmailBackend":
+        if settings.EMAIL_BACKEND == OUTBOX_BACKEND:
             self.stdout.write(f"  Sent emails:     {base}/outbox/   (.eml files in {settings.EMAIL_OUTBOX_DIR})")
         self.stdout.write(f"  Admin:           {base}/admin/")
         self.stdout.write("                   (make a login: .venv/bin/python manage.py createsuperuser)")

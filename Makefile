@@ -32,7 +32,12 @@ run: $(VENV)/.runtime-installed
 system-deps:
 	bash scripts/install-system-deps
 
-test-deps: system-deps $(VENV)/.dev-installed
+# The npm stand-in for the Cognito hosted UI, installed exactly from its lock file.
+tests/oidc/node_modules/.installed: tests/oidc/package.json tests/oidc/package-lock.json | system-deps
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-deps: system-deps $(VENV)/.dev-installed tests/oidc/node_modules/.installed
 
 ## Lint, migration check and the whole test suite on throwaway PostgreSQL/Redis servers.
 test: test-deps

@@ -36,6 +36,9 @@ def django_db_modify_db_settings(postgres_server):
     # The handler caches the DATABASES it first saw; make it read them again.
     connections.__dict__.pop("settings", None)
     connections._settings = None
+    # django.setup() already built a connection object from the old settings (model classes ask
+    # it for max_name_length): drop it, or this thread would keep using SQLite in memory.
+    del connections["default"]
 
 
 @pytest.fixture(autouse=True)

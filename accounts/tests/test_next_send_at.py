@@ -1,0 +1,111 @@
+"""next_send_at through the model and the services, with the clock frozen by time-machine."""
+
+from datetime import UTC, date, datetime, time
+
+import pytest
+import time_machine
+
+from accounts import services
+from accounts.models import Subscription
+from accounts.tests.factories import SubscriptionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+# Now: 2025-01-15 12:00 UTC; the 06:00 default everywhere. Expected instants worked out by hand.
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        ("Pacific/Pago_Pago", utc(2025, 1, 15, 17, 0)),  # UTC-11: it is 01:00 there, 06:00 still to come
+        ("Pacific/Honolulu", utc(2025, 1, 15, 16, 0)),  # UTC-10
+        ("America/New_York", utc(2025, 1, 16, 11, 0)),  # UTC-5: 07:00 there, so tomorrow
+        ("UTC", utc(2025, 1, 16, 6, 0)),
+        ("Asia/Kolkata", utc(2025, 1, 16, 0, 30)),  # UTC+5:30
+        ("Asia/Kathmandu", utc(2025, 1, 16, 0, 15)),  # UTC+5:45
+        ("Australia/Sydney", utc(2025, 1, 15, 19, 0)),  # UTC+11 in January (summer time)
+        ("Pacific/Chatham", utc(2025, 1, 15, 16, 15)),  # UTC+13:45 in January
+        ("Pacific/Kiritimati", utc(2025, 1, 15, 16, 0)),  # UTC+14: already the 16th there
+    ],
+)
+def test_next_send_at_is_six_local_in_every_zone_from_utc_minus_11_to_plus_14(zone, expected):
+    with time_machine.travel(utc(2025, 1, 15, 12, 0), tick=False):
+        subscription = SubscriptionFactory(time_zone=zone)
+    assert subscription.delivery_time == time(6, 0)
+    assert subscription.next_send_at == expected
+    subscription.refresh_from_db()
+    assert subscription.next_send_at == expected
+
+
+@pytest.mark.parametrize(
+    ("zone", "now", "delivery_time", "expected"),
+    [
+        # New York springs forward on 2025-03-09: 02:00 EST -> 03:00 EDT.
+        ("America/New_York", utc(2025, 3, 8, 12), time(6, 0), utc(2025, 3, 9, 10, 0)),
+        ("America/New_York", utc(2025, 3, 8, 12), time(2, 30), utc(2025, 3, 9, 7, 30)),  # = 03:30 EDT
+        ("America/New_York", utc(2025, 3, 8, 12), time(1, 59), utc(2025, 3, 9, 6, 59)),  # still EST
+        ("America/New_York", utc(2025, 3, 8, 12), time(3, 0), utc(2025, 3, 9, 7, 0)),  # first EDT minute
+        # New York falls back on 2025-11-02: 02:00 EDT -> 01:00 EST; 01:30 happens twice.
+        ("America/New_York", utc(2025, 11, 1, 12), time(6, 0), utc(2025, 11, 2, 11, 0)),
+        ("America/New_York", utc(2025, 11, 1, 12), time(1, 30), utc(2025, 11, 2, 5, 30)),  # the first 01:30 (EDT)
+        # Berlin springs forward on 2025-03-30: 02:00 CET -> 03:00 CEST.
+        ("Europe/Berlin", utc(2025, 3, 29, 12), time(6, 0), utc(2025, 3, 30, 4, 0)),
+        ("Europe/Berlin", utc(2025, 3, 29, 12), time(2, 30), utc(2025, 3, 30, 1, 30)),  # = 03:30 CEST
+        # Berlin falls back on 2025-10-26: 03:00 CEST -> 02:00 CET; 02:30 happens twice.
+        ("Europe/Berlin", utc(2025, 10, 25, 12), time(6, 0), utc(2025, 10, 26, 5, 0)),
+        ("Europe/Berlin", utc(2025, 10, 25, 12), time(2, 30), utc(2025, 10, 26, 0, 30)),  # the first 02:30 (CEST)
+    ],
+)
+def test_next_send_at_on_daylight_saving_change_days(zone, now, delivery_time, expected):
+    with time_machine.travel(now, tick=False):
+        subscription = SubscriptionFactory(time_zone=zone, delivery_time=delivery_time)
+    assert subscription.next_send_at == expected
+
+
+@pytest.mark.parametrize(
+    ("zone", "delivery_time", "sent_at", "local_date", "next_day_instant"),
+    [
+        ("America/New_York", time(1, 30), utc(2025, 11, 2, 5, 30), date(2025, 11, 2), utc(2025, 11, 3, 6, 30)),
+        ("Europe/Berlin", time(2, 30), utc(2025, 10, 26, 0, 30), date(2025, 10, 26), utc(2025, 10, 27, 1, 30)),
+    ],
+)
+def test_a_time_that_happens_twice_is_sent_once(zone, delivery_time, sent_at, local_date, next_day_instant):
+    with time_machine.travel(utc(2025, 1, 1), tick=False):
+        subscription = SubscriptionFactory(time_zone=zone, delivery_time=delivery_time)
+    # Just after the first occurrence the second one is still ahead on the wall clock, but the
+    # schedule skips it, whether or not the dispatcher has recorded the day's delivery yet.
+    with time_machine.travel(sent_at.replace(minute=sent_at.minute + 1), tick=False):
+        subscription.save()
+        assert subscription.next_send_at == next_day_instant
+        subscription.last_local_date = local_date
+        subscription.save()
+        assert subscription.next_send_at == next_day_instant
+
+
+def test_next_send_at_is_recomputed_when_preferences_change(subscription):
+    with time_machine.travel(utc(2025, 6, 1, 12), tick=False):
+        services.subscription_update_preferences(subscription, time_zone="Europe/Berlin", delivery_time=time(7, 15))
+        assert subscription.next_send_at == utc(2025, 6, 2, 5, 15)
+        services.subscription_update_preferences(subscription, time_zone="America/New_York")
+        assert subscription.next_send_at == utc(2025, 6, 2, 11, 15)
+        assert Subscription.objects.get(pk=subscription.pk).next_send_at == utc(2025, 6, 2, 11, 15)
+
+
+def test_a_change_after_todays_email_never_schedules_a_second_one_the_same_day(subscription):
+    with time_machine.travel(utc(2025, 6, 1, 4, 30), tick=False):  # 06:30 in Paris: today's email went out
+        Subscription.objects.filter(pk=subscription.pk).update(last_local_date=date(2025, 6, 1))
+        services.subscription_update_preferences(subscription, delivery_time=time(20, 0))
+        assert subscription.next_send_at == utc(2025, 6, 2, 18, 0)
+
+
+def test_only_active_subscriptions_have_a_next_send_time(subscription):
+    assert subscription.next_send_at is not None
+    services.subscription_pause(subscription)
+    assert subscription.next_send_at is None
+    services.subscription_resume(subscription)
+    assert subscription.next_send_at is not None
+    services.subscription_unsubscribe(subscription)
+    assert Subscription.objects.get(pk=subscription.pk).next_send_at is None

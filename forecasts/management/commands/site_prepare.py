@@ -14,6 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args, host: str, port: int, **options):
+        self.prepare_content()
         base = f"http://{host}:{port}"
         self.stdout.write("")
         self.stdout.write(f"  Daily Horoscope: {base}/")
@@ -23,3 +24,26 @@ class Command(BaseCommand):
         self.stdout.write("                   (make a login: .venv/bin/python manage.py createsuperuser)")
         self.stdout.write(f"  Health:          {base}/healthz")
         self.stdout.write("")
+
+    def prepare_content(self) -> None:
+        """Load and index the knowledge base, then write today's and tomorrow's missing forecasts.
+
+        The offline composer writes them (seconds, no account needed); `forecasts_prepare` and the
+        admin's "write again" use the configured generator.
+        """
+        from django.utils import timezone
+
+        from forecasts.generation import OFFLINE_PATH, forecasts_prepare_days
+        from forecasts.knowledge import KnowledgeError, knowledge_index
+        from forecasts.retrieval import RetrievalError
+
+        try:
+            report = knowledge_index()
+            self.stdout.write(f"Knowledge base: {report.loaded.summary()}; index: {report.summary()}.")
+        except (KnowledgeError, RetrievalError) as error:
+            self.stderr.write(f"Knowledge base not indexed ({error}); forecasts use what is there.")
+        results = forecasts_prepare_days(timezone.now().date(), 2, generator_path=OFFLINE_PATH)
+        for result in results:
+            self.stdout.write(
+                f"Forecasts for {result.day}: {len(result.generated)} written, {len(result.skipped)} ready."
+            )

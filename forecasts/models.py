@@ -100,6 +100,7 @@ class Delivery(models.Model):
         BOUNCED = "bounced", "Bounced"
         COMPLAINED = "complained", "Complained"
         UNKNOWN = "unknown", "Unknown (worker lost while sending)"
+        CANCELLED = "cancelled", "Cancelled (reader no longer subscribed)"
 
     subscription = models.ForeignKey("accounts.Subscription", on_delete=models.CASCADE, related_name="deliveries")
     local_date = models.DateField()
@@ -129,3 +130,36 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription_id} {self.local_date} {self.status}"
+
+
+class SesEvent(models.Model):
+    """One SNS message received at /ses/events/: a log for the admin, and the duplicate check."""
+
+    sns_message_id = models.CharField(max_length=100, unique=True)
+    sns_type = models.CharField(max_length=40)
+    topic_arn = models.CharField(max_length=256)
+    event_type = models.CharField(max_length=40, blank=True, help_text="Bounce, Complaint, Delivery, ...")
+    bounce_type = models.CharField(max_length=40, blank=True)
+    ses_message_id = models.CharField(max_length=200, blank=True, db_index=True)
+    recipients = models.JSONField(default=list, blank=True)
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="ses_events")
+    outcome = models.CharField(max_length=255, blank=True, help_text="What the event changed.")
+    payload = models.JSONField(default=dict, help_text="The SNS message as received.")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = "SES event"
+
+    def __str__(self) -> str:
+        return f"{self.event_type or self.sns_type} {self.received_at:%Y-%m-%d %H:%M}"
+
+
+class SendRateWindow(models.Model):
+    """The send times of the last second for one rate limit, when no Redis is configured."""
+
+    key = models.CharField(max_length=100, unique=True)
+    stamps = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,9 +1,15 @@
 from django.urls import path
 
-from forecasts import views
+from forecasts import views, views_daily
+from forecasts.ses_events import ses_events
 
 app_name = "forecasts"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("today/", views.horoscopes_today, name="today"),
+    path("signs/<slug:sign>/", views.sign_page, name="sign"),
+    path("signs/<slug:sign>/<str:day>/", views.sign_day, name="sign_day"),
+    path("horoscope/<slug:sign>/<str:day>/", views_daily.daily, name="daily"),
+    path("ses/events/", ses_events, name="ses_events"),
 ]

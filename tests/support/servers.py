@@ -188,7 +188,12 @@ def celery_worker(
 
 def base_child_env(**overrides: str) -> dict[str, str]:
     """Environment for child processes running the project's code in tests."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is a browser-test workaround for this process only (see conftest.py).
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PYTEST_") and key != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     env.update({"DJANGO_SETTINGS_MODULE": "horoscope_site.settings", "DJANGO_ENV": "test", "PYTHONUNBUFFERED": "1"})
     env.update(overrides)
     return env

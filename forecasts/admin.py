@@ -1,0 +1,139 @@
+from datetime import date, timedelta
+from urllib.parse import quote_plus
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from forecasts.delivery import RESENDABLE, deliveries_resend, deliveries_run_report
+from forecasts.models import Delivery, SesEvent
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "reader", "local_date", "due_at", "status", "attempts", "sent_at", "short_error"]
+    list_filter = ["status", "local_date"]
+    search_fields = ["subscription__user__email", "ses_message_id", "error"]
+    date_hierarchy = "local_date"
+    list_select_related = ["subscription__user"]
+    raw_id_fields = ["subscription", "forecast"]
+    readonly_fields = [
+        "subscription",
+        "local_date",
+        "due_at",
+        "forecast",
+        "status",
+        "error",
+        "attempts",
+        "ses_message_id",
+        "queued_at",
+        "sending_at",
+        "sent_at",
+        "delivered_at",
+        "updated_at",
+    ]
+    actions = ["resend"]
+    change_list_template = "admin/forecasts/delivery/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # deliveries are made by the dispatcher only
+
+    @admin.display(description="reader", ordering="subscription__user__email")
+    def reader(self, delivery: Delivery) -> str:
+        return delivery.subscription.user.email
+
+    @admin.display(description="error")
+    def short_error(self, delivery: Delivery) -> str:
+        return delivery.error[:80] + ("…" if len(delivery.error) > 80 else "")
+
+    @admin.action(description="Resend the selected failed or unknown deliveries", permissions=["change"])
+    def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        count = deliveries_resend(queryset.filter(status__in=RESENDABLE).values_list("id", flat=True))
+        skipped = queryset.count() - count
+        self.message_user(request, f"{count} deliveries put back in the queue and sent to the workers.")
+        if skipped:
+            self.message_user(
+                request, f"{skipped} skipped: only failed or unknown deliveries can be resent.", messages.WARNING
+            )
+
+    def get_urls(self):
+        run = self.admin_site.admin_view(self.run_view)
+        return [path("run/", run, name="forecasts_delivery_run"), *super().get_urls()]
+
+    def run_view(self, request: HttpRequest) -> HttpResponse:
+        """One local date's send: counts by status and by UTC hour, and the errors with links."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        today = timezone.now().date()
+        try:
+            day = date.fromisoformat(request.GET.get("date", "")) if request.GET.get("date") else today
+        except ValueError:
+            messages.error(request, "That is not a date (YYYY-MM-DD); showing today instead.")
+            day = today
+        report = deliveries_run_report(day)
+        changelist = reverse("admin:forecasts_delivery_changelist")
+        for row in report["errors"]:
+            row["link"] = (
+                f"{changelist}?local_date={day.isoformat()}&status__exact={row['status']}&q={_first_words(row['error'])}"
+            )
+        columns = report["columns"]
+        totals = [
+            {
+                "label": Delivery.Status(status).label,
+                "count": report["totals"][status],
+                "link": f"{changelist}?local_date={day.isoformat()}&status__exact={status}",
+            }
+            for status in columns
+        ]
+        hours = [{"hour": r["hour"], "due": r["due"], "cells": [r[s] for s in columns]} for r in report["hours"]]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Daily send for {day:%A} {day.day} {day:%B %Y}",
+            "opts": self.model._meta,
+            "report": report,
+            "totals": totals,
+            "hours": hours,
+            "labels": [Delivery.Status(status).label for status in columns],
+            "previous_day": (day - timedelta(days=1)).isoformat(),
+            "next_day": (day + timedelta(days=1)).isoformat(),
+            "today": today.isoformat(),
+        }
+        return TemplateResponse(request, "admin/forecasts/delivery/run.html", context)
+
+
+def _first_words(error: str) -> str:
+    return quote_plus(" ".join(error.split()[:6]))
+
+
+@admin.register(SesEvent)
+class SesEventAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "event_type", "bounce_type", "recipient_list", "delivery_link", "outcome"]
+    list_filter = ["event_type", "bounce_type", "sns_type"]
+    search_fields = ["ses_message_id", "sns_message_id", "outcome"]
+    readonly_fields = [field.name for field in SesEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="recipients")
+    def recipient_list(self, event: SesEvent) -> str:
+        return ", ".join(event.recipients or [])
+
+    @admin.display(description="delivery")
+    def delivery_link(self, event: SesEvent) -> str:
+        if event.delivery_id is None:
+            return "—"
+        url = reverse("admin:forecasts_delivery_change", args=[event.delivery_id])
+        return format_html('<a href="{}">#{}</a>', url, event.delivery_id)
+
+
+# The knowledge base and the forecasts are registered by forecasts/admin_forecasts.py.
+from forecasts import admin_forecasts  # noqa: E402, F401

@@ -1,0 +1,624 @@
+"""The daily send: dispatch what is due, send it, and look after what got stuck.
+
+The database is the source of truth; broker messages are only hints:
+- dispatch claims due subscriptions (SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL; an
+  IMMEDIATE transaction on SQLite) and records one Delivery per reader and local date under a
+  unique constraint, so two dispatchers, or one run twice, never make two;
+- a send claims each Delivery (queued -> sending, CLAIM_CHUNK at a time) before mailing it,
+  so a duplicated or retried task finds nothing left to send, and a killed worker strands at
+  most one chunk;
+- anything left queued (lost broker message, missing forecast, throttling) is handed to a
+  worker again by `deliveries_requeue_stale`; anything left *sending* is not (see there).
+
+Public functions: `forecast_for`, `forecasts_for`, `deliveries_dispatch_due`, `deliveries_send`,
+`deliveries_requeue_stale`, `deliveries_resend`, `deliveries_run_report`, `enqueue_send_batches`.
+"""
+
+import logging
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from functools import partial, reduce
+from operator import or_
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import transaction
+from django.db.models import Count, F, Q, Value
+from django.db.models.functions import Concat, TruncHour
+from django.utils import timezone
+
+from accounts.models import Subscription
+from accounts.scheduling import local_send_instant, next_send_at, zone
+from forecasts.emails import DailyEmailRenderer
+from forecasts.models import Delivery, Forecast
+from forecasts.ratelimit import send_rate_limiter
+from forecasts.ses import SendError, SendErrorKind, classify_send_error, max_send_rate
+from forecasts.zodiac import SIGNS_BY_SLUG
+
+logger = logging.getLogger(__name__)
+
+READY_STATUSES = (Forecast.Status.DRAFT, Forecast.Status.APPROVED)
+# Throttled sends are retried in the task this many times (each under the shared rate)
+# before the rest of the batch goes back to the queue and the task retries later.
+THROTTLE_ATTEMPTS = 5
+THROTTLE_BACKOFF_BASE_S = 0.2
+THROTTLE_BACKOFF_CAP_S = 5.0
+# A batch is claimed this many deliveries at a time: a killed worker strands at most one chunk.
+CLAIM_CHUNK = 20
+# Results are written in bulk, every this many emails or seconds.
+FLUSH_EVERY = 25
+FLUSH_SECONDS = 2.0
+REQUEUE_MAX_PER_RUN = 20_000
+STUCK_REASON = (
+    "The worker stopped while sending this email. It is not resent automatically: the email may "
+    "have reached SES before the worker died, and resending could mail the reader twice. Check the "
+    "SES events, then use the admin action “Resend” if it never arrived."
+)
+
+
+class DeliveriesRetryLater(Exception):
+    """Part of a batch could not be sent for now; it is back in the queue and the task should retry."""
+
+
+class DeliveriesThrottled(DeliveriesRetryLater):
+    """SES kept answering "slow down"."""
+
+
+class _AccountPaused(DeliveriesRetryLater):
+    """SES refuses to send for the whole account (quota, pause): stop, and let requeue_stale try later."""
+
+
+def forecast_for(day: date, sign: str) -> Forecast | None:
+    """The ready Forecast for (local date, sign), or None if there is none yet.
+
+    The hook the send path calls for every forecast it did not find ready: generation may
+    extend it to write a missing forecast on demand. None leaves the delivery queued, with the
+    reason shown in the admin, and it is retried by `deliveries_requeue_stale`.
+    """
+    return Forecast.objects.filter(date=day, sign=sign, status__in=READY_STATUSES).first()
+
+
+def forecasts_for(pairs: Iterable[tuple[date, str]]) -> dict[tuple[date, str], Forecast]:
+    """Ready forecasts for many (date, sign) pairs: one query, then `forecast_for` for each one missing."""
+    pairs = set(pairs)
+    if not pairs:
+        return {}
+    wanted = reduce(or_, (Q(date=day, sign=sign) for day, sign in pairs))
+    found = {(f.date, f.sign): f for f in Forecast.objects.filter(wanted, status__in=READY_STATUSES)}
+    for day, sign in sorted(pairs - found.keys()):
+        forecast = forecast_for(day, sign)
+        if forecast is not None:
+            found[(day, sign)] = forecast
+    return found
+
+
+def enqueue_send_batches(delivery_ids: Sequence[int]) -> int:
+    """Hand deliveries to the workers, SEND_BATCH_SIZE per task; returns the number of tasks.
+
+    A broker that is down loses nothing: the deliveries stay queued in the database and
+    `deliveries_requeue_stale` hands them over again later.
+    """
+    from forecasts.tasks import deliveries_send_task
+
+    size = max(1, settings.SEND_BATCH_SIZE)
+    batches = [list(delivery_ids[i : i + size]) for i in range(0, len(delivery_ids), size)]
+    try:
+        for batch in batches:
+            deliveries_send_task.delay(batch)
+    except Exception:
+        logger.exception("Could not enqueue %d deliveries; they stay queued and will be requeued", len(delivery_ids))
+        return 0
+    return len(batches)
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DispatchResult:
+    claimed: int = 0
+    delivery_ids: list[int] = field(default_factory=list)
+    skipped_late: int = 0
+    chunks: int = 0
+
+    def summary(self) -> str:
+        late = f", {self.skipped_late} too late for their date" if self.skipped_late else ""
+        return f"claimed {self.claimed} due subscriptions, queued {len(self.delivery_ids)} deliveries{late}"
+
+
+def _due_date(now: datetime, subscription: Subscription) -> tuple[date, datetime]:
+    """The latest local date whose send time has come, and that send time.
+
+    Normally the date next_send_at was set for. After an outage longer than a day it is the
+    most recent missed date: nobody wants yesterday's horoscope after today's.
+    """
+    tz = zone(subscription.time_zone)
+    day = now.astimezone(tz).date()
+    instant = local_send_instant(day, subscription.delivery_time, tz)
+    while instant > now:
+        day -= timedelta(days=1)
+        instant = local_send_instant(day, subscription.delivery_time, tz)
+    return day, instant
+
+
+def _dispatch_chunk(now: datetime, limit: int, enqueue: bool, result: DispatchResult) -> int:
+    """Claim up to `limit` due subscriptions in one transaction; a fixed number of queries."""
+    expire_after = timedelta(hours=settings.DELIVERY_EXPIRE_HOURS)
+    with transaction.atomic():
+        subscriptions = list(
+            Subscription.objects.select_for_update(skip_locked=True)
+            .filter(status=Subscription.Status.ACTIVE, next_send_at__lte=now)
+            .order_by("next_send_at")
+            .only("id", "time_zone", "delivery_time", "next_send_at", "last_local_date")[:limit]
+        )
+        if not subscriptions:
+            return 0
+        new = []
+        for subscription in subscriptions:
+            day, due_at = _due_date(now, subscription)
+            if subscription.last_local_date is None or day > subscription.last_local_date:
+                if now - due_at <= expire_after:
+                    new.append(Delivery(subscription_id=subscription.id, local_date=day, due_at=due_at))
+                else:
+                    result.skipped_late += 1
+                subscription.last_local_date = day
+            subscription.next_send_at = next_send_at(
+                now, subscription.time_zone, subscription.delivery_time, subscription.last_local_date
+            )
+        # The unique (subscription, local_date) constraint is the last guard against a second email.
+        Delivery.objects.bulk_create(new, ignore_conflicts=True)
+        Subscription.objects.bulk_update(subscriptions, ["next_send_at", "last_local_date"])
+        wanted = {(d.subscription_id, d.local_date) for d in new}
+        ids = (
+            [
+                pk
+                for pk, subscription_id, local_date in Delivery.objects.filter(
+                    subscription_id__in=[s for s, _ in wanted],
+                    local_date__in={d for _, d in wanted},
+                    status=Delivery.Status.QUEUED,
+                ).values_list("id", "subscription_id", "local_date")
+                if (subscription_id, local_date) in wanted
+            ]
+            if wanted
+            else []
+        )
+        if enqueue and ids:
+            transaction.on_commit(partial(enqueue_send_batches, sorted(ids)))
+    result.claimed += len(subscriptions)
+    result.delivery_ids += sorted(ids)
+    result.chunks += 1
+    return len(subscriptions)
+
+
+def deliveries_dispatch_due(
+    now: datetime | None = None,
+    *,
+    enqueue: bool = True,
+    chunk_size: int | None = None,
+    time_budget: float = 45.0,
+) -> DispatchResult:
+    """Claim every subscription whose next_send_at has come and queue its email for its local date.
+
+    Works in chunks of DISPATCH_CHUNK_SIZE, each its own transaction with a fixed number of
+    queries, until nothing is due or `time_budget` seconds have passed (the next run, a minute
+    later, continues). With `enqueue`, send tasks are enqueued once each chunk has committed.
+    """
+    now = now or timezone.now()
+    if timezone.is_naive(now):
+        raise ValueError("now must be timezone-aware")
+    limit = chunk_size or settings.DISPATCH_CHUNK_SIZE
+    result = DispatchResult()
+    started = time.monotonic()
+    while _dispatch_chunk(now, limit, enqueue, result) == limit:
+        if time.monotonic() - started > time_budget:
+            break
+    return result
+
+
+# --- send -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SendReport:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    cancelled: int = 0
+    waiting_for_forecast: int = 0
+    requeued: int = 0
+    not_claimed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Results:
+    """Outcomes of one batch, written in bulk; only rows still `sending` (ours) are touched."""
+
+    FIELDS = ["status", "forecast", "ses_message_id", "sent_at", "sending_at", "error", "updated_at"]
+
+    def __init__(self, report: SendReport) -> None:
+        self.report = report
+        self.pending: list[Delivery] = []
+        self.flushed_at = time.monotonic()
+
+    def _set(self, delivery: Delivery, status: str, error: str = "", **values) -> None:
+        now = timezone.now()
+        delivery.status = status
+        delivery.error = error[:2000]
+        delivery.updated_at = now
+        for name, value in values.items():
+            setattr(delivery, name, value)
+        self.pending.append(delivery)
+
+    def sent(self, delivery: Delivery, forecast: Forecast, message_id: str) -> None:
+        self._set(delivery, Delivery.Status.SENT, forecast=forecast, ses_message_id=message_id, sent_at=timezone.now())
+        self.report.sent += 1
+
+    def failed(self, delivery: Delivery, reason: str) -> None:
+        self._set(delivery, Delivery.Status.FAILED, reason)
+        self.report.failed += 1
+
+    def unknown(self, delivery: Delivery, reason: str) -> None:
+        self._set(delivery, Delivery.Status.UNKNOWN, reason)
+        self.report.unknown += 1
+
+    def cancelled(self, delivery: Delivery, reason: str) -> None:
+        self._set(delivery, Delivery.Status.CANCELLED, reason)
+        self.report.cancelled += 1
+
+    def requeue(self, deliveries: Iterable[Delivery], reason: str) -> None:
+        for delivery in deliveries:
+            self._set(delivery, Delivery.Status.QUEUED, reason, sending_at=None)
+            self.report.requeued += 1
+
+    def flush(self, force: bool = False) -> None:
+        due = len(self.pending) >= FLUSH_EVERY or time.monotonic() - self.flushed_at > FLUSH_SECONDS
+        if self.pending and (force or due):
+            # Rows an SES event already moved on (e.g. to delivered) are left as they are.
+            Delivery.objects.filter(status=Delivery.Status.SENDING).bulk_update(self.pending, self.FIELDS)
+            self.pending = []
+        self.flushed_at = time.monotonic()
+
+
+def _claim(delivery_ids: Sequence[int]) -> list[int]:
+    """queued -> sending for the ids no other worker has; returns those ids."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(id__in=list(delivery_ids), status=Delivery.Status.QUEUED)
+            .values_list("id", flat=True)
+        )
+        if ids:
+            Delivery.objects.filter(id__in=ids, status=Delivery.Status.QUEUED).update(
+                status=Delivery.Status.SENDING, sending_at=now, updated_at=now, attempts=F("attempts") + 1
+            )
+    return ids
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(THROTTLE_BACKOFF_CAP_S, THROTTLE_BACKOFF_BASE_S * 2**attempt))  # noqa: S311
+
+
+@dataclass(frozen=True)
+class _Sent:
+    message_id: str
+
+
+def _send_one(connection, message, rate: float | None, deadline: float) -> _Sent | SendError | None:
+    """Send one message under the shared rate, retrying throttling; None if the time budget ran out."""
+    limiter = send_rate_limiter() if rate else None
+    for attempt in range(THROTTLE_ATTEMPTS):
+        if limiter is not None and not limiter.acquire(rate, timeout=max(0.0, deadline - time.monotonic())):
+            return None
+        try:
+            count = connection.send_messages([message])
+        except Exception as exc:
+            error = classify_send_error(exc)
+            if error.kind is SendErrorKind.THROTTLED and attempt + 1 < THROTTLE_ATTEMPTS:
+                pause = _backoff(attempt)
+                if time.monotonic() + pause > deadline:
+                    return None
+                time.sleep(pause)
+                continue
+            return error
+        if not count:
+            return SendError(SendErrorKind.PERMANENT, "The email backend accepted no recipient")
+        # django-ses stores the SES MessageId on the message it sent.
+        return _Sent(str(message.extra_headers.get("message_id", "")))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Sender:
+    """One batch's sending kit: one open email connection, one renderer, the forecasts seen."""
+
+    def __init__(self, connection=None) -> None:
+        self.connection = connection
+        self.renderer = DailyEmailRenderer()
+        self.rate: float | None = None
+        self._forecasts: dict[tuple[date, str], Forecast | None] = {}
+        self._open = False
+
+    def open(self) -> None:
+        if not self._open:
+            self.connection = self.connection or get_connection()
+            self.connection.open()
+            self.rate = max_send_rate(self.connection)
+            self._open = True
+
+    def close(self) -> None:
+        if self._open:
+            self.connection.close()
+
+    def forecasts(self, pairs: set[tuple[date, str]]) -> dict[tuple[date, str], Forecast | None]:
+        missing = pairs - self._forecasts.keys()
+        if missing:
+            found = forecasts_for(missing)
+            self._forecasts.update({pair: found.get(pair) for pair in missing})
+        return self._forecasts
+
+
+def deliveries_send(
+    delivery_ids: Sequence[int],
+    *,
+    connection=None,
+    time_budget: float | None = None,
+    continue_in_new_task: bool = True,
+) -> SendReport:
+    """Send the given deliveries that are still queued: claim, render, send, record.
+
+    Deliveries are claimed CLAIM_CHUNK at a time, so a worker killed mid-batch leaves at most
+    one chunk in "sending" (to become unknown); the rest stay queued for the redelivered task.
+    Deliveries another worker holds, or already sent, are skipped. Raises DeliveriesThrottled /
+    DeliveriesRetryLater after putting the unsent rest back in the queue, so the task retries
+    with backoff. When `time_budget` (default: half the task's soft time limit) runs out, the
+    rest is handed to a new task.
+    """
+    report = SendReport()
+    pending = list(dict.fromkeys(delivery_ids))
+    unique = len(pending)
+    budget = time_budget if time_budget is not None else settings.CELERY_TASK_SOFT_TIME_LIMIT * 0.5
+    deadline = time.monotonic() + budget
+    sender = _Sender(connection)
+    retry: DeliveriesRetryLater | None = None
+    continuation: list[int] = []
+    try:
+        while pending and retry is None:
+            if time.monotonic() > deadline:
+                continuation = pending  # never claimed: still queued
+                break
+            chunk, pending = pending[:CLAIM_CHUNK], pending[CLAIM_CHUNK:]
+            claimed = _claim(chunk)
+            report.claimed += len(claimed)
+            if not claimed:
+                continue
+            results = _Results(report)
+            try:
+                retry, paused = _send_claimed(claimed, results, sender, deadline)
+            finally:
+                # Also on a soft time limit: what was sent is recorded, the rest is back in the
+                # queue; only what a killed process leaves in "sending" is truly unknown.
+                results.flush(force=True)
+            if paused:
+                continuation = paused + pending
+                break
+    finally:
+        sender.close()
+    report.not_claimed = unique - report.claimed
+    if continuation and continue_in_new_task:
+        enqueue_send_batches(continuation)
+    if retry is not None and not isinstance(retry, _AccountPaused):
+        raise retry
+    return report
+
+
+def _send_claimed(
+    claimed: list[int], results: _Results, sender: _Sender, deadline: float
+) -> tuple[DeliveriesRetryLater | None, list[int]]:
+    """Send claimed deliveries in order; returns (an error for the task to retry on, ids paused for a new task).
+
+    When a send cannot go on, this delivery and the ones after it (`queue[index:]`) go back
+    to the queue, except where this one's outcome is already known.
+    """
+    deliveries = list(Delivery.objects.filter(id__in=claimed).select_related("subscription__user").order_by("id"))
+    active = []
+    for delivery in deliveries:
+        if delivery.subscription.status == Subscription.Status.ACTIVE:
+            active.append(delivery)
+        else:
+            results.cancelled(delivery, f"Not sent: the subscription is {delivery.subscription.status}")
+    forecasts = sender.forecasts({(d.local_date, d.subscription.sign) for d in active}) if active else {}
+    ready = []
+    for delivery in active:
+        forecast = forecasts.get((delivery.local_date, delivery.subscription.sign))
+        if forecast is not None:
+            ready.append((delivery, forecast))
+            continue
+        results.report.waiting_for_forecast += 1
+        results.requeue(
+            [delivery],
+            f"Waiting for the {SIGNS_BY_SLUG[delivery.subscription.sign].name} forecast of {delivery.local_date}: "
+            f"none is ready yet (retried every {settings.DELIVERY_STALE_QUEUED_MINUTES} minutes)",
+        )
+    if not ready:
+        return None, []
+    queue = [delivery for delivery, _ in ready]
+    try:
+        sender.open()
+    except Exception as exc:  # the email backend or the rate's cache cannot be reached: nothing was sent
+        logger.exception("Could not open the email connection")
+        results.requeue(queue, f"Could not start sending: {type(exc).__name__}: {exc}")
+        return DeliveriesRetryLater(str(exc)), []
+    paused = "Sending paused: the batch's time budget was used up; continued in a new task"
+    for index, (delivery, forecast) in enumerate(ready):
+        if time.monotonic() > deadline:
+            results.requeue(queue[index:], paused)
+            return None, [d.pk for d in queue[index:]]
+        try:
+            message = sender.renderer.message(delivery.subscription, forecast, delivery)
+        except Exception as exc:
+            logger.exception("Delivery %s could not be rendered", delivery.pk)
+            results.failed(delivery, f"The email could not be rendered: {type(exc).__name__}: {exc}")
+            continue
+        try:
+            outcome = _send_one(sender.connection, message, sender.rate, deadline)
+        except Exception as exc:
+            # Raised outside the send call itself (the rate limiter's store, a time limit while
+            # waiting): this email did not go out, so it and the rest go back to the queue.
+            results.requeue(queue[index:], f"Interrupted before sending: {type(exc).__name__}: {exc}")
+            if isinstance(exc, SoftTimeLimitExceeded):
+                raise
+            return DeliveriesRetryLater(str(exc)), []
+        if outcome is None:
+            results.requeue(queue[index:], paused)
+            return None, [d.pk for d in queue[index:]]
+        if isinstance(outcome, _Sent):
+            results.sent(delivery, forecast, outcome.message_id)
+        elif outcome.kind is SendErrorKind.PERMANENT:
+            results.failed(delivery, outcome.reason)
+        elif outcome.kind is SendErrorKind.UNKNOWN_OUTCOME:
+            results.unknown(delivery, outcome.reason + " Not resent automatically, to never mail twice.")
+            results.requeue(queue[index + 1 :], f"Put back after an uncertain send: {outcome.reason}")
+            return DeliveriesRetryLater(outcome.reason), []
+        elif outcome.kind is SendErrorKind.ACCOUNT:
+            # Nothing can be sent until SES allows it again; requeue_stale tries again later.
+            results.requeue(queue[index:], f"SES refuses to send for now: {outcome.reason}")
+            return _AccountPaused(outcome.reason), []
+        elif outcome.kind is SendErrorKind.THROTTLED:
+            results.requeue(queue[index:], f"Throttled by SES, retrying: {outcome.reason}")
+            return DeliveriesThrottled(outcome.reason), []
+        else:
+            results.requeue(queue[index:], f"Temporary error, retrying: {outcome.reason}")
+            return DeliveriesRetryLater(outcome.reason), []
+        results.flush()
+    return None, []
+
+
+# --- stale, stuck, resend ---------------------------------------------------------------------
+
+
+@dataclass
+class RequeueReport:
+    requeued: int = 0
+    stuck: int = 0
+    expired: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def deliveries_requeue_stale(now: datetime | None = None) -> RequeueReport:
+    """Look after deliveries that did not move on.
+
+    - queued for longer than DELIVERY_STALE_QUEUED_MINUTES (or than the queue ahead of them
+      takes at the send rate): enqueued again; the send's claim makes a duplicate harmless;
+    - queued more than DELIVERY_EXPIRE_HOURS after their time: failed, a stale horoscope helps nobody;
+    - sending for longer than DELIVERY_STUCK_SENDING_MINUTES: marked unknown and NOT resent.
+      The worker died between claiming and recording, and the email may have reached SES
+      before it did: resending risks a second email, which the product promises never to send.
+    """
+    now = now or timezone.now()
+    report = RequeueReport()
+    stale_after = timedelta(minutes=settings.DELIVERY_STALE_QUEUED_MINUTES)
+    report.expired = Delivery.objects.filter(
+        status=Delivery.Status.QUEUED,
+        due_at__lt=now - timedelta(hours=settings.DELIVERY_EXPIRE_HOURS),
+        updated_at__lt=now - stale_after,
+    ).update(
+        status=Delivery.Status.FAILED,
+        error=Concat(
+            Value(f"Expired: not sent within {settings.DELIVERY_EXPIRE_HOURS} hours of its time. Last reason: "),
+            F("error"),
+        ),
+        updated_at=now,
+    )
+    report.stuck = Delivery.objects.filter(
+        status=Delivery.Status.SENDING,
+        sending_at__lt=now - timedelta(minutes=settings.DELIVERY_STUCK_SENDING_MINUTES),
+    ).update(status=Delivery.Status.UNKNOWN, error=STUCK_REASON, updated_at=now)
+    # A long queue at a low send rate is not stale, only waiting its turn: do not flood the broker.
+    queued = Delivery.objects.filter(status=Delivery.Status.QUEUED).count()
+    rate = max_send_rate(get_connection()) if queued else None
+    if rate:
+        stale_after = max(stale_after, timedelta(seconds=1.5 * queued / rate))
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(status=Delivery.Status.QUEUED, updated_at__lt=now - stale_after)
+            .order_by("due_at")
+            .values_list("id", flat=True)[:REQUEUE_MAX_PER_RUN]
+        )
+        if ids:
+            Delivery.objects.filter(id__in=ids).update(updated_at=now)
+            transaction.on_commit(partial(enqueue_send_batches, ids))
+    report.requeued = len(ids)
+    return report
+
+
+RESENDABLE = (Delivery.Status.FAILED, Delivery.Status.UNKNOWN)
+
+
+def deliveries_resend(delivery_ids: Iterable[int]) -> int:
+    """Put failed or unknown deliveries back in the queue and enqueue them (an admin's decision)."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update()
+            .filter(id__in=list(delivery_ids), status__in=RESENDABLE)
+            .values_list("id", flat=True)
+        )
+        if ids:
+            Delivery.objects.filter(id__in=ids).update(
+                status=Delivery.Status.QUEUED, error="", sending_at=None, updated_at=now
+            )
+            transaction.on_commit(partial(enqueue_send_batches, ids))
+    return len(ids)
+
+
+# --- the admin's view of a day's run ------------------------------------------------------------
+
+REPORT_COLUMNS = [
+    Delivery.Status.QUEUED,
+    Delivery.Status.SENDING,
+    Delivery.Status.SENT,
+    Delivery.Status.DELIVERED,
+    Delivery.Status.FAILED,
+    Delivery.Status.BOUNCED,
+    Delivery.Status.COMPLAINED,
+    Delivery.Status.UNKNOWN,
+    Delivery.Status.CANCELLED,
+]
+
+
+def deliveries_run_report(day: date, now: datetime | None = None) -> dict:
+    """Counts for one local date, by status and by UTC hour of the due time, plus the errors seen."""
+    now = now or timezone.now()
+    base = Delivery.objects.filter(local_date=day)
+    rows = base.annotate(hour=TruncHour("due_at")).values("hour", "status").annotate(n=Count("id")).order_by("hour")
+    totals = {status: 0 for status in REPORT_COLUMNS}
+    hours: dict[datetime, dict] = {}
+    for row in rows:
+        hour = hours.setdefault(row["hour"], {"hour": row["hour"], "due": 0, **{s: 0 for s in REPORT_COLUMNS}})
+        hour[row["status"]] = hour.get(row["status"], 0) + row["n"]
+        hour["due"] += row["n"]
+        totals[row["status"]] = totals.get(row["status"], 0) + row["n"]
+    errors = list(
+        base.exclude(error="").values("status", "error").annotate(n=Count("id")).order_by("-n", "status", "error")[:50]
+    )
+    overdue = Subscription.objects.filter(status=Subscription.Status.ACTIVE, next_send_at__lte=now).count()
+    return {
+        "day": day,
+        "due": sum(totals.values()),
+        "totals": totals,
+        "hours": [hours[key] for key in sorted(hours)],
+        "errors": errors,
+        "overdue_subscriptions": overdue,
+        "columns": REPORT_COLUMNS,
+    }

@@ -1,0 +1,66 @@
+"""Celery tasks: thin wrappers that call one service each (see forecasts/delivery.py)."""
+
+from celery import shared_task
+
+from forecasts.delivery import (
+    DeliveriesRetryLater,
+    deliveries_dispatch_due,
+    deliveries_requeue_stale,
+    deliveries_send,
+)
+
+
+@shared_task(name="forecasts.tasks.deliveries_dispatch_due_task")
+def deliveries_dispatch_due_task() -> dict:
+    """Every minute (beat): claim due subscriptions and queue their emails."""
+    result = deliveries_dispatch_due()
+    return {"claimed": result.claimed, "queued": len(result.delivery_ids), "skipped_late": result.skipped_late}
+
+
+@shared_task(
+    name="forecasts.tasks.deliveries_send_task",
+    acks_late=True,
+    autoretry_for=(DeliveriesRetryLater,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=12,
+)
+def deliveries_send_task(delivery_ids: list[int]) -> dict:
+    """Send one batch. Throttling and temporary errors retry the task with backoff and jitter;
+    the batch's claim makes a redelivered or retried task skip what was already sent."""
+    return deliveries_send(delivery_ids).as_dict()
+
+
+@shared_task(name="forecasts.tasks.deliveries_requeue_stale_task")
+def deliveries_requeue_stale_task() -> dict:
+    """Every few minutes (beat): requeue stale deliveries, mark stuck ones unknown, expire old ones."""
+    return deliveries_requeue_stale().as_dict()
+
+
+@shared_task(name="forecasts.tasks.forecasts_prepare_task")
+def forecasts_prepare_task(days_ahead: int = 1) -> dict:
+    """Beat: queue one task per forecast still missing for the UTC dates today .. today + days_ahead.
+
+    One sign per task keeps each task short (at most OPENAI_MAX_ATTEMPTS model calls) and lets
+    several workers write in parallel; the claim in forecasts/generation.py makes duplicates harmless.
+    """
+    from django.utils import timezone
+
+    from forecasts.generation import forecasts_missing
+
+    missing = forecasts_missing(timezone.now().date(), days_ahead + 1)
+    for day, sign in missing:
+        forecast_prepare_task.delay(day.isoformat(), sign)
+    return {"queued": [f"{day.isoformat()} {sign}" for day, sign in missing]}
+
+
+@shared_task(name="forecasts.tasks.forecast_prepare_task", acks_late=True)
+def forecast_prepare_task(day: str, sign: str) -> str:
+    """Write one forecast, unless it is written already or another worker is writing it."""
+    from datetime import date
+
+    from forecasts.generation import forecast_get_or_generate
+
+    forecast = forecast_get_or_generate(date.fromisoformat(day), sign, wait=0)
+    return forecast.status if forecast else "being written by another worker"

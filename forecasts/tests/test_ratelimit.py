@@ -1,0 +1,81 @@
+"""The shared send rate: many senders at once never take more than the rate in any second."""
+
+import threading
+import time
+import uuid
+
+import pytest
+from django.db import connection
+
+from forecasts.ratelimit import DatabaseRateLimiter, RedisRateLimiter, window_for
+
+
+def test_windows_keep_fractional_rates_honest():
+    assert window_for(20, 0.1) == (20, pytest.approx(1.1))
+    assert window_for(14.5, 0.1) == (14, pytest.approx(1.1))  # never 15 in a second
+    assert window_for(0.5, 0.0) == (1, pytest.approx(2.0))  # one every two seconds
+    with pytest.raises(ValueError, match="positive"):
+        window_for(0, 0.1)
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] > window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def hammer(limiter, rate: float, threads: int, each: int) -> list[float]:
+    """`threads` senders each take `each` slots; returns when each slot was granted."""
+    granted: list[float] = []
+    lock = threading.Lock()
+
+    def sender():
+        try:
+            for _ in range(each):
+                assert limiter.acquire(rate, timeout=30)
+                with lock:
+                    granted.append(time.time())
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=sender) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    return granted
+
+
+@pytest.fixture
+def redis_url(redis_proc):
+    return f"redis://{redis_proc.host}:{redis_proc.port}/2"
+
+
+def test_redis_limiter_shares_the_rate_between_senders(redis_url):
+    limiter = RedisRateLimiter(url=redis_url, key=f"test-rate-{uuid.uuid4().hex}", margin=0.05)
+    started = time.time()
+    granted = hammer(limiter, rate=25, threads=6, each=10)
+    assert len(granted) == 60
+    assert most_in_any_window(granted, 1.0) <= 25
+    assert time.time() - started < 4.5  # and it is not slower than it needs to be (60 at 25/s)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_limiter_shares_the_rate_between_senders():
+    limiter = DatabaseRateLimiter(key=f"test-rate-{uuid.uuid4().hex}", margin=0.05)
+    granted = hammer(limiter, rate=20, threads=4, each=10)
+    assert len(granted) == 40
+    assert most_in_any_window(granted, 1.0) <= 20
+
+
+def test_a_full_window_makes_a_sender_wait_or_give_up(redis_url):
+    limiter = RedisRateLimiter(url=redis_url, key=f"test-rate-{uuid.uuid4().hex}", margin=0.0)
+    assert limiter.acquire(2) and limiter.acquire(2)
+    assert limiter.acquire(2, timeout=0.1) is False  # the third of the second must wait ~1 s
+    started = time.monotonic()
+    assert limiter.acquire(2, timeout=3)
+    assert 0.5 < time.monotonic() - started < 1.5

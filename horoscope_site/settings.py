@@ -8,6 +8,7 @@ instead. Every variable is listed with one line in `.env.example`.
 
 from pathlib import Path
 
+import botocore.config
 import environ
 
 from horoscope_site.config import (
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.amazon_cognito",
     "allauth.mfa",
+    "allauth.usersessions",
     "django_celery_beat",
     "accounts",
     "forecasts",
@@ -78,6 +80,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -86,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "horoscope_site.security.AdminMFAMiddleware",
+    "horoscope_site.security.UnconfiguredLoginProviderMiddleware",
 ]
 
 ROOT_URLCONF = "horoscope_site.urls"
@@ -135,6 +140,9 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "Daily Horoscope: "
+# Sign-up also asks for the sign and time zone; the subscription starts pending (accounts.forms).
+ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
 SOCIALACCOUNT_LOGIN_ON_GET = False
@@ -145,6 +153,17 @@ COGNITO_CLIENT_ID = env.str("COGNITO_CLIENT_ID", default="")
 COGNITO_CLIENT_SECRET = SECRETS.get("COGNITO_CLIENT_SECRET") or ""
 COGNITO_USER_POOL_ID = env.str("COGNITO_USER_POOL_ID", default="")
 COGNITO_REGION = env.str("COGNITO_REGION", default=env.str("AWS_REGION", default="us-east-1"))
+# API bearer tokens: the exact `iss` claim the user pool writes, and where its signing keys are.
+COGNITO_ISSUER_URL = env.str(
+    "COGNITO_ISSUER_URL",
+    default=(
+        f"https://cognito-idp.{COGNITO_REGION}.amazonaws.com/{COGNITO_USER_POOL_ID}" if COGNITO_USER_POOL_ID else ""
+    ),
+).rstrip("/")
+COGNITO_JWKS_URL = env.str(
+    "COGNITO_JWKS_URL", default=f"{COGNITO_ISSUER_URL}/.well-known/jwks.json" if COGNITO_ISSUER_URL else ""
+)
+COGNITO_JWKS_CACHE_SECONDS = env.int("COGNITO_JWKS_CACHE_SECONDS", default=3600)
 COGNITO_ENABLED = bool(COGNITO_DOMAIN and COGNITO_CLIENT_ID)
 require(
     not (COGNITO_ENABLED and PRODUCTION) or bool(COGNITO_CLIENT_SECRET),
@@ -202,8 +221,21 @@ AWS_SES_CONFIGURATION_SET = env.str("AWS_SES_CONFIGURATION_SET", default="") or 
 AWS_SES_AUTO_THROTTLE = None
 AWS_SES_VERIFY_EVENT_SIGNATURES = True
 AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = env.list("AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS", default=[])
-AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS = env.list("AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS", default=["amazonaws.com"])
+# Host names SNS signing certificates and subscription URLs may come from; "*" stands for one
+# DNS label. A bare "amazonaws.com" would also trust S3 buckets, where anyone can host a file.
+AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS = env.list(
+    "AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS", default=["sns.*.amazonaws.com", "sns.*.amazonaws.com.cn"]
+)
+# CA bundle for fetching SNS certificates (empty: the system's trust store).
+AWS_SNS_CA_BUNDLE = env.str("AWS_SNS_CA_BUNDLE", default="") or None
 SES_MAX_SEND_RATE = env.float("SES_MAX_SEND_RATE", default=0.0)  # 0: ask SES GetAccount
+# botocore must not resend SendEmail by itself: a retried call after a read timeout may mail
+# the reader twice, and throttling is retried by the send path under the shared rate.
+AWS_SES_CONFIG = botocore.config.Config(
+    retries={"total_max_attempts": 1, "mode": "standard"},
+    connect_timeout=env.float("SES_CONNECT_TIMEOUT", default=5.0),
+    read_timeout=env.float("SES_READ_TIMEOUT", default=20.0),
+)
 
 # Celery: a broker that needs no server by default (the database holds what must be
 # sent, so losing a broker message is recoverable); Redis or SQS by URL alone.
@@ -233,6 +265,25 @@ CACHES = {
     )
 }
 
+# The daily send (forecasts/delivery.py).
+SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=100)  # deliveries per send task
+DISPATCH_CHUNK_SIZE = env.int("DISPATCH_CHUNK_SIZE", default=1000)  # subscriptions claimed per transaction
+DELIVERY_STALE_QUEUED_MINUTES = env.int("DELIVERY_STALE_QUEUED_MINUTES", default=10)
+DELIVERY_STUCK_SENDING_MINUTES = env.int("DELIVERY_STUCK_SENDING_MINUTES", default=30)
+DELIVERY_EXPIRE_HOURS = env.int("DELIVERY_EXPIRE_HOURS", default=18)
+require(
+    DELIVERY_STUCK_SENDING_MINUTES * 60 > CELERY_TASK_TIME_LIMIT,
+    "DELIVERY_STUCK_SENDING_MINUTES must be longer than CELERY_TASK_TIME_LIMIT",
+)
+# The send rate shared by every worker lives in Redis when there is one, else in the database.
+SEND_RATE_LIMITER = env.str(
+    "SEND_RATE_LIMITER",
+    default="forecasts.ratelimit.RedisRateLimiter" if REDIS_URL else "forecasts.ratelimit.DatabaseRateLimiter",
+)
+# Extra time added to the limiter's 1-second window: covers the spread between taking a slot
+# and the request reaching SES, so SES never sees more than its maximum in any second.
+SES_RATE_WINDOW_MARGIN = env.float("SES_RATE_WINDOW_MARGIN", default=0.1)
+
 # Service adapters, picked by dotted path as Django picks EMAIL_BACKEND.
 OPENAI_API_KEY = SECRETS.get("OPENAI_API_KEY") or ""
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="") or None
@@ -241,6 +292,23 @@ OPENAI_TIMEOUT = env.float("OPENAI_TIMEOUT", default=30.0)
 PINECONE_API_KEY = SECRETS.get("PINECONE_API_KEY") or ""
 PINECONE_INDEX = env.str("PINECONE_INDEX", default="horoscope-kb")
 PINECONE_HOST = env.str("PINECONE_HOST", default="")
+# Generation and retrieval (forecasts/generation.py, forecasts/retrieval.py). Empty dotted paths
+# pick OpenAI / Pinecone when their key is set, else the offline composer / local BM25 index.
+FORECAST_GENERATOR = env.str("FORECAST_GENERATOR", default="")
+RETRIEVAL_BACKEND = env.str("RETRIEVAL_BACKEND", default="")
+OPENAI_MAX_ATTEMPTS = env.int("OPENAI_MAX_ATTEMPTS", default=3)
+OPENAI_BACKOFF = env.float("OPENAI_BACKOFF", default=1.0)
+OPENAI_EMBED_MODEL = env.str("OPENAI_EMBED_MODEL", default="text-embedding-3-small")
+OPENAI_EMBED_DIMENSION = env.int("OPENAI_EMBED_DIMENSION", default=1536)
+PINECONE_EMBEDDINGS = env.str("PINECONE_EMBEDDINGS", default="pinecone")
+PINECONE_EMBED_MODEL = env.str("PINECONE_EMBED_MODEL", default="multilingual-e5-large")
+PINECONE_EMBED_DIMENSION = env.int("PINECONE_EMBED_DIMENSION", default=1024)
+PINECONE_CLOUD = env.str("PINECONE_CLOUD", default="aws")
+PINECONE_REGION = env.str("PINECONE_REGION", default="us-east-1")
+PINECONE_TIMEOUT = env.float("PINECONE_TIMEOUT", default=10.0)
+PINECONE_MAX_RETRIES = env.int("PINECONE_MAX_RETRIES", default=1)
+FORECAST_CLAIM_STALE_MINUTES = env.int("FORECAST_CLAIM_STALE_MINUTES", default=10)
+FORECAST_WAIT_SECONDS = env.float("FORECAST_WAIT_SECONDS", default=60.0)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
@@ -250,13 +318,34 @@ SECURE_HSTS_SECONDS = 31536000 if PRODUCTION else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
 SECURE_HSTS_PRELOAD = PRODUCTION
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# No inline scripts or styles anywhere on the site; forms may post to the site itself and,
+# for the login redirect, to the Cognito hosted UI.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", *([COGNITO_DOMAIN] if COGNITO_DOMAIN else [])],
+    }
+}
+# Error pages and error mails mask every secret value, not only settings named like one.
+DEFAULT_EXCEPTION_REPORTER = "horoscope_site.security.SecretsMaskingReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "horoscope_site.security.SecretsCleansingFilter"
+# Staff must use a second factor (TOTP) in the session before the admin opens.
+ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=PRODUCTION)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"mask_secrets": {"()": "horoscope_site.secrets.SecretsLogFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},

@@ -1,12 +1,19 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
 from horoscope_site.health import healthz
+
+# The admin's own login form would skip allauth's second-factor step: send staff through allauth.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("", include("forecasts.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("api/v1/", include("forecasts.urls_api")),
+    path("portal/", include("accounts.urls")),
+    path("", include("accounts.urls_public")),
     path("outbox/", include("forecasts.urls_outbox")),
 ]

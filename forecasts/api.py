@@ -1,0 +1,197 @@
+"""A small read-only JSON API, mounted at /api/v1/.
+
+- `GET horoscope/today`: the signed-in reader's forecast for their local date, for a
+  Cognito access token (`Authorization: Bearer ...`), as API Gateway with a Cognito
+  authorizer would serve it.
+- `GET signs/<sign>/today[?date=YYYY-MM-DD]`: one sign's forecast, public.
+
+Every answer, errors included, is JSON. No cookies are read, so no CSRF applies.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from functools import wraps
+
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.cognito_tokens import SigningKeysUnavailable, TokenError, verify_access_token
+from accounts.models import Subscription, User
+from accounts.scheduling import local_date_of
+from forecasts.models import Forecast
+from forecasts.zodiac import SIGNS_BY_SLUG
+
+COGNITO_PROVIDER = "amazon_cognito"
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+BEARER = re.compile(r"Bearer +([A-Za-z0-9_.~+/=-]+)", re.IGNORECASE)
+# Forecasts are written ahead; a reader at UTC+14 is on tomorrow's date, nobody is further ahead.
+MAX_DAYS_AHEAD = 1
+PUBLIC_MAX_AGE_S = 300
+
+
+def error(status: int, code: str, detail: str, **headers: str) -> JsonResponse:
+    response = JsonResponse({"error": code, "detail": detail}, status=status)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def api_view(*methods: str):
+    """JSON-only view: other methods get a JSON 405 (with Allow), never an HTML page."""
+    allowed = sorted({*methods, "HEAD"} if "GET" in methods else set(methods))
+
+    def decorator(view):
+        @csrf_exempt  # read-only, and authenticated by bearer token, never by cookie
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            if request.method not in allowed:
+                return error(405, "method_not_allowed", f"Use {', '.join(allowed)}.", Allow=", ".join(allowed))
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def forecast_json(forecast: Forecast, topics: list[str] | None = None) -> dict:
+    """The public shape of a forecast; `topics` limits the sections to the reader's choice."""
+    sign = SIGNS_BY_SLUG[forecast.sign]
+    sections = forecast.sections if isinstance(forecast.sections, dict) else {}
+    if topics is not None:
+        sections = {topic: text for topic, text in sections.items() if topic in topics}
+    return {
+        "date": forecast.date.isoformat(),
+        "sign": {"slug": sign.slug, "name": sign.name, "glyph": sign.glyph},
+        "headline": forecast.headline,
+        "overview": forecast.overview,
+        "sections": sections,
+    }
+
+
+def forecast_published(sign: str, day: date) -> Forecast | None:
+    """The readable forecast of `sign` on `day`, if it has been written."""
+    if day > datetime.now(UTC).date() + timedelta(days=MAX_DAYS_AHEAD):
+        return None
+    return (
+        Forecast.objects.filter(sign=sign, date=day, status__in=[Forecast.Status.DRAFT, Forecast.Status.APPROVED])
+        .only("date", "sign", "headline", "overview", "sections")
+        .first()
+    )
+
+
+def reader_for_claims(claims: dict) -> User | None:
+    """The site user a verified access token stands for.
+
+    Cognito users who signed in through allauth have a SocialAccount whose uid is
+    their `sub`; a token carrying a verified `email` claim (added by a pre-token
+    Lambda) also matches a verified address of a local account.
+    """
+    from allauth.account.models import EmailAddress
+    from allauth.socialaccount.models import SocialAccount
+
+    uids = {str(claims[name]) for name in ("sub", "username") if claims.get(name)}
+    account = (
+        SocialAccount.objects.filter(provider=COGNITO_PROVIDER, uid__in=uids)
+        .select_related("user")
+        .order_by("pk")
+        .first()
+    )
+    if account is not None:
+        return account.user if account.user.is_active else None
+    email = claims.get("email")
+    if isinstance(email, str) and email and claims.get("email_verified") in (True, "true"):
+        address = (
+            EmailAddress.objects.filter(email__iexact=email, verified=True)
+            .select_related("user")
+            .order_by("pk")
+            .first()
+        )
+        if address is not None and address.user.is_active:
+            return address.user
+    return None
+
+
+def bearer_token(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise TokenError("send the access token as 'Authorization: Bearer <token>'")
+    match = BEARER.fullmatch(header.strip())
+    if match is None:
+        raise TokenError("the Authorization header must be 'Bearer <token>'")
+    return match.group(1)
+
+
+def unauthorized(detail: str) -> JsonResponse:
+    # RFC 6750: the description goes in a quoted string, so it must not contain quotes.
+    safe = detail.replace('"', "'").replace("\\", "/")
+    return error(
+        401,
+        "invalid_token",
+        detail,
+        WWW_Authenticate=f'Bearer error="invalid_token", error_description="{safe}"',
+    )
+
+
+def never_store(response: JsonResponse) -> JsonResponse:
+    response["Cache-Control"] = "no-store"
+    patch_vary_headers(response, ["Authorization"])
+    return response
+
+
+@api_view("GET")
+def my_horoscope_today(request: HttpRequest) -> JsonResponse:
+    """The token holder's forecast for today in their own time zone."""
+    try:
+        claims = verify_access_token(bearer_token(request))
+    except TokenError as exc:
+        return never_store(unauthorized(str(exc)))
+    except SigningKeysUnavailable as exc:
+        return never_store(error(503, "temporarily_unavailable", f"{exc}; try again shortly.", Retry_After="30"))
+    user = reader_for_claims(claims)
+    if user is None:
+        return never_store(error(404, "not_found", "No reader account is linked to this Cognito user."))
+    subscription = Subscription.objects.filter(user=user).only("sign", "time_zone", "topics").first()
+    if subscription is None:
+        return never_store(error(404, "not_found", "Choose your sign first: there is no subscription yet."))
+    try:
+        local_date = local_date_of(timezone.now(), subscription.time_zone)
+    except ValueError:  # a zone that has left the tz database since it was saved
+        local_date = timezone.now().date()
+    forecast = forecast_published(subscription.sign, local_date)
+    if forecast is None:
+        return never_store(error(404, "not_found", "Today's forecast for your sign is not ready yet."))
+    topics = subscription.topics if isinstance(subscription.topics, list) else None
+    return never_store(JsonResponse(forecast_json(forecast, topics)))
+
+
+@api_view("GET")
+def sign_today(request: HttpRequest, sign: str) -> JsonResponse:
+    """One sign's forecast for today (UTC) or for `?date=YYYY-MM-DD`."""
+    if sign not in SIGNS_BY_SLUG:
+        return error(404, "not_found", "Unknown sign: use one of " + ", ".join(SIGNS_BY_SLUG) + ".")
+    raw_date = request.GET.get("date")
+    if raw_date is None:
+        day = datetime.now(UTC).date()
+    else:
+        try:
+            if not ISO_DATE.fullmatch(raw_date):
+                raise ValueError
+            day = date.fromisoformat(raw_date)
+        except ValueError:
+            return error(400, "invalid_request", "date must be a calendar date written YYYY-MM-DD.")
+    forecast = forecast_published(sign, day)
+    if forecast is None:
+        return error(404, "not_found", f"No forecast for {SIGNS_BY_SLUG[sign].name} on {day.isoformat()} yet.")
+    response = JsonResponse(forecast_json(forecast))
+    response["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE_S}"
+    return response
+
+
+@api_view("GET")
+def not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
+    """Anything else under /api/v1/."""
+    return error(404, "not_found", "No such API endpoint.")

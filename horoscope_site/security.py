@@ -1,0 +1,118 @@
+"""Hardening that is wiring, not features: error reports without secrets, admin behind 2FA."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+from django.views.defaults import page_not_found
+
+from horoscope_site.secrets import mask_secret_values, secret_values
+
+
+def mask_secrets(value: Any, secrets: set[str]) -> Any:
+    """`value` with every known secret value inside any string replaced by stars."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return mask_secret_values(value, secrets)
+    if isinstance(value, dict):
+        return {key: mask_secrets(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(item, secrets) for item in value]
+    if isinstance(value, tuple):
+        return tuple(mask_secrets(item, secrets) for item in value)
+    return value
+
+
+class SecretsCleansingFilter(SafeExceptionReporterFilter):
+    """Django's filter hides settings by name (SECRETS, *_KEY, ...); this also hides them by value.
+
+    A secret copied into a differently named setting or environment variable (a
+    DATABASE_URL with a password from the secret, say) is masked too.
+    """
+
+    def cleanse_setting(self, key, value):
+        return mask_secrets(super().cleanse_setting(key, value), secret_values())
+
+
+class SecretsMaskingReporter(ExceptionReporter):
+    """Error pages and error mails with every known secret value masked.
+
+    Local variables of any frame (a view that built a client from a key, say) and
+    the exception message itself are covered, which the name-based filter cannot do.
+    """
+
+    def get_traceback_data(self):
+        return mask_secrets(super().get_traceback_data(), secret_values())
+
+
+def has_mfa_session(request: HttpRequest) -> bool:
+    """Did this session's login include a second factor (TOTP or a security key)?"""
+    from allauth.account.authentication import get_authentication_records
+
+    records = get_authentication_records(request, request.user)
+    return any(record.get("method") == "mfa" for record in records)
+
+
+class AdminMFAMiddleware:
+    """With ADMIN_REQUIRE_MFA, staff reach the admin only after a second factor in this session.
+
+    Staff without an authenticator are sent to set one up; staff who have one but
+    signed in without it (before they set it up) are asked for a code.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        if not getattr(settings, "ADMIN_REQUIRE_MFA", False):
+            return None
+        match = request.resolver_match
+        if match is None or match.app_name != "admin" or match.url_name in {"login", "logout"}:
+            return None
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not user.is_staff:
+            return None  # the admin sends them to its login page itself
+        if has_mfa_session(request):
+            return None
+        from allauth.mfa.models import Authenticator
+        from allauth.mfa.utils import is_mfa_enabled
+
+        query = urlencode({"next": request.get_full_path()})
+        if not is_mfa_enabled(user, [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]):
+            messages.warning(request, "Turn on two-factor authentication to use the admin.")
+            return HttpResponseRedirect(f"{reverse('mfa_activate_totp')}?{query}")
+        messages.info(request, "Enter a code from your authenticator app to open the admin.")
+        return HttpResponseRedirect(f"{reverse('mfa_reauthenticate')}?{query}")
+
+
+class UnconfiguredLoginProviderMiddleware:
+    """A sign-in provider without an app (Cognito off, the embedded default) is a 404, not a 500.
+
+    allauth mounts /accounts/amazon-cognito/... whatever the settings and raises
+    SocialApp.DoesNotExist when no app is configured; settings can switch Cognito on at
+    runtime (tests do), so this is decided per request, not by leaving the URLs out.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from allauth.socialaccount.models import SocialApp
+
+        if isinstance(exception, SocialApp.DoesNotExist):
+            return page_not_found(request, Http404("This sign-in method is not set up on this site."))
+        return None

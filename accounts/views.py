@@ -19,6 +19,7 @@ from accounts import selectors, services
 from accounts.forms import DeleteAccountForm, PreferencesForm
 from accounts.models import Subscription
 from accounts.signals import LOGIN_AT_SESSION_KEY
+from forecasts.sky import noon_wheel
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 # How recent a login must be for an account without a password to be deleted.
@@ -47,7 +48,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "sign": SIGNS_BY_SLUG[subscription.sign],
         "local_date": local_date,
         "forecast": forecast,
-        "sections": selectors.forecast_sections_for(forecast, subscription.topics) if forecast else [],
+        "wheel_svg": noon_wheel(local_date)[0] if forecast else "",
     }
     return render(request, "accounts/dashboard.html", context)
 

@@ -73,13 +73,16 @@ class _AccountPaused(DeliveriesRetryLater):
 
 
 def forecast_for(day: date, sign: str) -> Forecast | None:
-    """The ready Forecast for (local date, sign), or None if there is none yet.
+    """The ready Forecast for (local date, sign), written now if nobody has written it yet.
 
-    The hook the send path calls for every forecast it did not find ready: generation may
-    extend it to write a missing forecast on demand. None leaves the delivery queued, with the
-    reason shown in the admin, and it is retried by `deliveries_requeue_stale`.
+    The send path calls this for every forecast it did not find ready, so a missed prepare run
+    costs one generation, not the day's email. None (another worker is still writing it, or
+    generation failed) leaves the delivery queued with the reason shown in the admin; it is
+    retried by `deliveries_requeue_stale`. No waiting here: a send batch must not stall.
     """
-    return Forecast.objects.filter(date=day, sign=sign, status__in=READY_STATUSES).first()
+    from forecasts.generation import forecast_get_or_generate
+
+    return forecast_get_or_generate(day, sign, wait=0)
 
 
 def forecasts_for(pairs: Iterable[tuple[date, str]]) -> dict[tuple[date, str], Forecast]:

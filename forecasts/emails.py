@@ -13,18 +13,19 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
-from accounts.models import Subscription, Topic
+from accounts.models import Subscription
 from accounts.scheduling import zone
+from accounts.unsubscribe import preferences_url
 from forecasts.models import Delivery, Forecast
+from forecasts.sky import noon_wheel
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ MAX_FACTS = 8
 MAX_FACTS_PER_KIND = 4
 TOKEN_RE = re.compile(r"\[\[hz:([a-z_]+(?::[0-9]+)?)\]\]")
 SECTION_RE = re.compile(r"<!--hz:section:([a-z_]+)-->(.*?)<!--/hz:section:\1-->\n?", re.S)
-DESC_RE = re.compile(r"<desc[^>]*>(.*?)</desc>", re.S)
 
 
 def token(name: str) -> str:
@@ -170,43 +170,11 @@ def local_time_label(instant: datetime, time_zone: str, local_date: date, in_par
     return f"{clock} {time_zone} time" if in_parentheses else f"{clock} ({time_zone})"
 
 
-@lru_cache(maxsize=8)
-def sky_wheel(day: date) -> tuple[str, str]:
-    """(SVG, text alternative) of the sky at noon UTC on `day`; ('', '') if it cannot be drawn."""
-    try:
-        from forecasts.sky import sky_at, sky_wheel_svg
-
-        noon = datetime.combine(day, time(12, 0), tzinfo=UTC)
-        title = f"The sky at noon UTC on {day.day} {day:%B %Y}"
-        svg = sky_wheel_svg(sky_at(noon), size=300, title=title)
-    except Exception:
-        logger.exception("Sky wheel for %s could not be drawn; the email goes without it", day)
-        return "", ""
-    match = DESC_RE.search(svg)
-    positions = html.unescape(match.group(1)) if match else ""
-    return svg, f"{title}: {positions}." if positions else title + "."
-
-
-def _absolute(path: str) -> str:
-    return settings.SITE_URL + path
-
-
-def _first_url(*names: str) -> str:
-    for name in names:
-        try:
-            return _absolute(reverse(name))
-        except NoReverseMatch:
-            continue
-    return settings.SITE_URL + "/"
-
-
-def preferences_url() -> str:
-    """Where a reader changes sign, time, zone and topics."""
-    return _first_url("portal:preferences", "portal:dashboard", "account_email")
-
-
 def web_version_url(forecast: Forecast) -> str:
-    return _absolute(reverse("forecasts:daily", kwargs={"sign": forecast.sign, "day": forecast.date.isoformat()}))
+    """The forecast's page on the site; each reader's link adds ?tz= for their event times."""
+    return settings.SITE_URL + reverse(
+        "forecasts:sign_day", kwargs={"sign": forecast.sign, "day": forecast.date.isoformat()}
+    )
 
 
 def unsubscribe_link(subscription: Subscription) -> str | None:
@@ -216,17 +184,6 @@ def unsubscribe_link(subscription: Subscription) -> str | None:
     from accounts.unsubscribe import unsubscribe_url
 
     return unsubscribe_url(subscription)
-
-
-def ordered_sections(forecast: Forecast) -> list[dict]:
-    sections = forecast.sections if isinstance(forecast.sections, dict) else {}
-    labels = dict(Topic.choices)
-    order = [topic for topic in labels if topic in sections] + sorted(set(sections) - set(labels))
-    return [
-        {"topic": topic, "label": labels.get(topic, topic.replace("_", " ").title()), "text": str(sections[topic])}
-        for topic in order
-        if re.fullmatch(r"[a-z_]+", topic) and str(sections[topic]).strip()
-    ]
 
 
 @dataclass
@@ -252,8 +209,8 @@ def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> Forec
         times.append((instant, in_parentheses))
         return token(f"time:{len(times) - 1}")
 
-    wheel_svg, wheel_alt = sky_wheel(forecast.date)
-    sections = ordered_sections(forecast)
+    wheel_svg, wheel_alt = noon_wheel(forecast.date)
+    sections = forecast.sections_in_order()
     context = {
         "forecast": forecast,
         "sign": sign,

@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.db import models
 
@@ -86,6 +88,18 @@ class Forecast(models.Model):
     @property
     def is_ready(self) -> bool:
         return self.status in {self.Status.DRAFT, self.Status.APPROVED}
+
+    def sections_in_order(self, topics: Iterable[str] | None = None) -> list[dict[str, str]]:
+        """[{topic, label, text}] of the non-empty sections in the usual topic order; only `topics` when given."""
+        from forecasts.prompts import TOPIC_LABELS
+
+        sections = self.sections if isinstance(self.sections, dict) else {}
+        wanted = set(topics) if topics is not None else set(TOPIC_LABELS)
+        return [
+            {"topic": topic, "label": label, "text": str(sections[topic])}
+            for topic, label in TOPIC_LABELS.items()
+            if topic in wanted and str(sections.get(topic) or "").strip()
+        ]
 
 
 class Delivery(models.Model):

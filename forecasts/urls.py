@@ -1,6 +1,6 @@
 from django.urls import path
 
-from forecasts import views, views_daily
+from forecasts import views
 from forecasts.ses_events import ses_events
 
 app_name = "forecasts"
@@ -10,6 +10,5 @@ urlpatterns = [
     path("today/", views.horoscopes_today, name="today"),
     path("signs/<slug:sign>/", views.sign_page, name="sign"),
     path("signs/<slug:sign>/<str:day>/", views.sign_day, name="sign_day"),
-    path("horoscope/<slug:sign>/<str:day>/", views_daily.daily, name="daily"),
     path("ses/events/", ses_events, name="ses_events"),
 ]

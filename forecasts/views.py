@@ -4,16 +4,16 @@ Pages only read forecasts; they never write one. A reading that is not ready yet
 "being prepared" (forecasts_prepare writes them ahead of time).
 """
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from accounts.scheduling import known_time_zones
 from forecasts.models import Forecast
-from forecasts.sky import sky_at, sky_wheel_svg
+from forecasts.sky import noon_wheel
 from forecasts.zodiac import SIGNS, SIGNS_BY_SLUG
 
 READY = (Forecast.Status.DRAFT, Forecast.Status.APPROVED)
@@ -41,20 +41,6 @@ def _parse_day(text: str) -> date:
     return day
 
 
-def sky_wheel_for(day: date) -> str:
-    """The sky wheel SVG at noon UTC of `day`, cached per date ('' when it cannot be drawn)."""
-    key = f"forecasts:sky-wheel:{day.isoformat()}"
-    svg = cache.get(key)
-    if svg is None:
-        try:
-            noon = datetime.combine(day, time(12), tzinfo=UTC)
-            svg = sky_wheel_svg(sky_at(noon), size=320, title=f"The sky at noon UTC on {day:%d %B %Y}".lstrip("0"))
-        except ValueError:
-            svg = ""  # outside the ephemeris' range
-        cache.set(key, svg, timeout=7 * 24 * 3600)
-    return svg
-
-
 def horoscopes_today(request: HttpRequest) -> HttpResponse:
     """All twelve signs' readings for one date (?date=YYYY-MM-DD, default today in UTC)."""
     today = timezone.now().date()
@@ -75,7 +61,7 @@ def horoscopes_today(request: HttpRequest) -> HttpResponse:
         "cards": cards,
         "previous_day": day - timedelta(days=1),
         "next_day": day + timedelta(days=1) if day < today + timedelta(days=1) else None,
-        "wheel_svg": sky_wheel_for(day),
+        "wheel_svg": noon_wheel(day)[0],
     }
     return render(request, "forecasts/today.html", context)
 
@@ -95,19 +81,26 @@ def sign_page(request: HttpRequest, sign: str) -> HttpResponse:
         "day": today,
         "forecast": Forecast.objects.filter(sign=sign, date=today, status__in=READY).first(),
         "page": page,
-        "wheel_svg": sky_wheel_for(today),
+        "wheel_svg": noon_wheel(today)[0],
         "signs": SIGNS,
     }
     return render(request, "forecasts/sign.html", context)
 
 
 def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
-    """One sign's reading for one date."""
+    """One sign's reading for one date, with sky event times in ?tz= (a known zone; else UTC).
+
+    This is also the web version of the daily email, whose link carries the reader's zone.
+    """
     info = SIGNS_BY_SLUG.get(sign)
     if info is None:
         raise Http404("No such sign")
     the_day = _parse_day(day)
+    time_zone = request.GET.get("tz", "UTC")
+    if time_zone not in known_time_zones():
+        time_zone = "UTC"
     context = {
+        "time_zone": time_zone,
         "sign": info,
         "day": the_day,
         "forecast": Forecast.objects.filter(sign=sign, date=the_day, status__in=READY).first(),
@@ -115,6 +108,6 @@ def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
         "is_past": the_day < timezone.now().date() - timedelta(days=1),
         "previous_day": the_day - timedelta(days=1),
         "next_day": the_day + timedelta(days=1),
-        "wheel_svg": sky_wheel_for(the_day),
+        "wheel_svg": noon_wheel(the_day)[0],
     }
     return render(request, "forecasts/sign_day.html", context)

@@ -5,12 +5,16 @@ Public API:
     events_between(start, end, bodies=None, types=None) -> list[SkyEvent]
     perfection_times(body_a, body_b, aspect, start, end) -> list[datetime]
     sky_wheel_svg(snapshot, size=360, title=None) -> str   a zodiac wheel as SVG
+    noon_wheel(day) -> (svg, alt)                   the wheel at noon UTC of a date, for pages and emails
 
 All datetimes are timezone-aware; results are in UTC.
 """
 
+import functools
+import html
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 
 from forecasts.sky.aspects import (
     ASPECT_KINDS,
@@ -67,6 +71,27 @@ def sky_at(when: datetime) -> SkySnapshot:
     return SkySnapshot(when.astimezone(UTC), positions, phase, find_aspects(positions))
 
 
+NOON_WHEEL_SIZE = 320
+_DESC_RE = re.compile(r"<desc[^>]*>(.*?)</desc>", re.S)
+
+
+@functools.lru_cache(maxsize=32)
+def noon_wheel(day: date) -> tuple[str, str]:
+    """(SVG, text alternative) of the sky at noon UTC on `day`, for pages and emails.
+
+    ('', '') outside the ephemeris' range: a page or email then goes without its wheel.
+    """
+    noon = datetime.combine(day, time(12, 0), tzinfo=UTC)
+    title = f"The sky at noon UTC on {day.day} {day:%B %Y}"
+    try:
+        svg = sky_wheel_svg(sky_at(noon), size=NOON_WHEEL_SIZE, title=title)
+    except ValueError:
+        return "", ""
+    match = _DESC_RE.search(svg)
+    positions = html.unescape(match.group(1)) if match else ""
+    return svg, f"{title}: {positions}." if positions else f"{title}."
+
+
 __all__ = [
     "ASPECT_KINDS",
     "ASPECT_KINDS_BY_NAME",
@@ -92,6 +117,7 @@ __all__ = [
     "events_between",
     "find_aspects",
     "iso_utc",
+    "noon_wheel",
     "orb_limit",
     "perfection_times",
     "sky_at",

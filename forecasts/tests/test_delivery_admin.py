@@ -109,27 +109,29 @@ def test_the_daily_pipeline_is_scheduled_by_the_data_migration():
 
 def test_the_web_version_shows_every_topic_with_times_in_the_asked_zone(client):
     ForecastFactory(date=DAY, sign="leo")
-    response = client.get("/horoscope/leo/2025-03-09/?tz=Asia/Tokyo")
+    response = client.get("/signs/leo/2025-03-09/?tz=Asia/Tokyo")
     assert response.status_code == 200
     page = response.content.decode()
     assert "Say it plainly &amp; kindly" in page
     assert "Career: finish one thing &lt;properly&gt;." in page
     assert "at 23:32 (Asia/Tokyo)" in page  # 14:32 UTC
     assert "exact at 12:10 Asia/Tokyo time" in page
-    assert client.get("/horoscope/leo/2025-03-09/?tz=Nowhere/Land").status_code == 200  # falls back to UTC
+    fallback = client.get("/signs/leo/2025-03-09/?tz=Nowhere/Land")  # falls back to UTC
+    assert fallback.status_code == 200
+    assert "at 14:32 (UTC)" in fallback.content.decode()
 
 
-@pytest.mark.parametrize(
-    "path", ["/horoscope/leo/2025-03-10/", "/horoscope/dragon/2025-03-09/", "/horoscope/leo/soon/"]
-)
+@pytest.mark.parametrize("path", ["/signs/dragon/2025-03-09/", "/signs/leo/soon/"])
 def test_the_web_version_is_404_for_what_does_not_exist(client, path):
     ForecastFactory(date=DAY, sign="leo")
     assert client.get(path).status_code == 404
 
 
-def test_a_forecast_still_being_written_has_no_web_version(client):
-    ForecastFactory(date=DAY, sign="leo", status="generating")
-    assert client.get("/horoscope/leo/2025-03-09/").status_code == 404
+def test_a_forecast_still_being_written_shows_no_text(client):
+    ForecastFactory(date=DAY, sign="leo", status="generating", headline="Not yet checked")
+    page = client.get("/signs/leo/2025-03-09/").content.decode()
+    assert "Not yet checked" not in page
+    assert "No reading was written for this date." in page
 
 
 def test_the_emails_unsubscribe_header_works_as_a_one_click_post_without_cookies():

@@ -50,8 +50,8 @@ def test_a_batch_is_sent_once_and_recorded_even_if_the_task_runs_twice():
         assert row.forecast_id == forecast.pk
 
 
-def test_without_a_ready_forecast_the_delivery_waits_in_the_queue_with_its_reason():
-    ForecastFactory(date=DAY, sign="leo", status="generating")
+def test_while_another_worker_writes_the_forecast_the_delivery_waits_in_the_queue_with_its_reason():
+    ForecastFactory(date=DAY, sign="leo", status="generating", claimed_at=timezone.now())
     (delivery,) = dispatched()
 
     report = deliveries_send([delivery.pk])
@@ -80,6 +80,19 @@ def test_the_forecast_for_hook_is_asked_for_every_missing_forecast(monkeypatch):
     assert deliveries_send([delivery.pk]).sent == 1
     assert asked == [(DAY, "virgo")]
     assert mail.outbox[0].subject == "Virgo, Sunday 9 March: Written on demand"
+
+
+def test_a_forecast_nobody_prepared_is_written_on_demand_and_sent():
+    (delivery,) = dispatched(sign="aquarius")
+    assert not Forecast.objects.filter(date=DAY, sign="aquarius").exists()
+
+    assert deliveries_send([delivery.pk]).sent == 1
+
+    forecast = Forecast.objects.get(date=DAY, sign="aquarius")
+    assert forecast.is_ready and forecast.grounded
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.forecast_id) == (Delivery.Status.SENT, forecast.pk)
+    assert forecast.headline in mail.outbox[0].subject
 
 
 def test_readers_who_left_after_dispatch_get_nothing():

@@ -12,6 +12,8 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from forecasts.outbox import OUTBOX_BACKEND, outbox_messages, read_message
 
 OUTBOX_NAME = re.compile(r"^[0-9TZ]+-[0-9a-f]{8}\.eml$")
+HEAD_TAG = re.compile(r"<head\b[^>]*>", re.I)
+LINKS_TO_TOP = '<base target="_top">'
 
 
 def outbox_visible(view):
@@ -44,8 +46,9 @@ def _summary(path: Path) -> dict:
 
 @outbox_visible
 def outbox_list(request: HttpRequest) -> HttpResponse:
-    messages = [_summary(path) for path in outbox_messages()[:200]]
-    return render(request, "outbox/list.html", {"messages": messages, "outbox_dir": settings.EMAIL_OUTBOX_DIR})
+    # Not "messages": base.html shows that name as the site's flash messages.
+    emails = [_summary(path) for path in outbox_messages()[:200]]
+    return render(request, "outbox/list.html", {"emails": emails, "outbox_dir": settings.EMAIL_OUTBOX_DIR})
 
 
 @outbox_visible
@@ -68,7 +71,13 @@ def outbox_html(request: HttpRequest, name: str) -> HttpResponse:
     html = read_message(_message_path(name)).get_body(preferencelist=("html",))
     if html is None:
         raise Http404("This message has no HTML part")
-    response = HttpResponse(html.get_content(), content_type="text/html; charset=utf-8")
+    # Links open in the whole tab, as in a mail client: inside the preview frame the site's own
+    # pages would be refused (frame-ancestors 'none').
+    content, found = HEAD_TAG.subn(lambda match: match.group(0) + LINKS_TO_TOP, html.get_content(), count=1)
+    response = HttpResponse(content if found else LINKS_TO_TOP + content, content_type="text/html; charset=utf-8")
     # The email's own HTML is shown as-is, so forbid scripts and outside loads in it.
-    response["Content-Security-Policy"] = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; sandbox"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; "
+        "sandbox allow-top-navigation-by-user-activation"
+    )
     return response

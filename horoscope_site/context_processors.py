@@ -6,7 +6,11 @@ from forecasts.outbox import OUTBOX_BACKEND
 
 def site(request: HttpRequest) -> dict:
     """Values every page template may use."""
+    outbox = settings.EMAIL_BACKEND == OUTBOX_BACKEND
+    user = getattr(request, "user", None)
     return {
         "COGNITO_ENABLED": settings.COGNITO_ENABLED,
-        "OUTBOX_ENABLED": settings.EMAIL_BACKEND == OUTBOX_BACKEND,
+        "OUTBOX_ENABLED": outbox,
+        # Who may open /outbox/ (forecasts/views_outbox.py): anyone in development, else staff.
+        "OUTBOX_VISIBLE": outbox and (settings.DEBUG or bool(user and user.is_staff)),
     }

@@ -11,8 +11,10 @@ Every post is checked before anything changes, and anything that fails a check i
 django-ses's own webhook checks version 1 only, hence this view.
 
 Effects: a permanent bounce or a complaint suppresses the reader's subscription; a transient
-bounce is counted; a delivery marks the Delivery delivered. Each SNS message is logged once in
-SesEvent by its MessageId, so SNS's retries and duplicates change nothing twice.
+bounce is counted; a delivery marks the Delivery delivered; a send (SES accepted the message)
+marks a Delivery still sending or unknown as sent, so one stranded by a killed worker is never
+resent. Each SNS message is logged once in SesEvent by its MessageId, so SNS's retries and
+duplicates change nothing twice.
 """
 
 import base64
@@ -292,6 +294,17 @@ def _apply(event_type: str, message: dict, mail: dict, delivery: Delivery | None
         reason = f"Complaint ({kind}) reported by the mailbox provider"
         _mark(delivery, Delivery.Status.COMPLAINED, reason)
         return f"suppressed {_suppress(subscriptions, reason)} subscription(s) after a complaint"
+    if event_type == "Send":
+        # SES accepted the message: the one fact a worker killed during the SendEmail call could not
+        # record. Without it a stranded delivery stays unknown and an operator might resend it.
+        if delivery is None:
+            return "send of an email this site did not record"
+        if delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNKNOWN):
+            delivery.error = ""
+            when = _event_time(mail.get("timestamp"), now)
+            _mark(delivery, Delivery.Status.SENT, sent_at=when, ses_message_id=str(mail.get("messageId") or ""))
+            return "marked sent (SES accepted it)"
+        return f"send left {delivery.status}"
     if event_type == "Delivery":
         if delivery is None:
             return "delivery of an email this site did not record"

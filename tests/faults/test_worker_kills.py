@@ -1,0 +1,168 @@
+"""kill -9 of the worker at three points of a day's send; afterwards every reader has exactly one email.
+
+1. after dispatch, before any email: the tasks sit in the broker or in the dead worker's hands;
+   the broker redelivers them (acks_late + visibility timeout) and they are sent once.
+2. in the middle of a batch: sent emails are recorded, one claimed chunk is left "sending", the rest
+   is queued. The redelivered task sends the queued rest; the stranded chunk turns "unknown" and is
+   never resent by itself. SES's own events settle it: what SES accepted becomes "sent" (the Send
+   event names the delivery), and what it never received is what the operator resends, once.
+3. after every email of a batch reached SES but before the results were written or the task
+   acknowledged: the redelivered task finds nothing to send; SES's events record the truth.
+"""
+
+import os
+import signal
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from forecasts.delivery import CLAIM_CHUNK, deliveries_dispatch_due, deliveries_requeue_stale
+from forecasts.models import Delivery
+from tests.faults.conftest import (
+    admin_resend,
+    assert_one_email_each,
+    child_pids,
+    emails_by_reader,
+    readers_due_now,
+    statuses,
+)
+from tests.support.servers import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def later(minutes: int):
+    """The clock of a beat run `minutes` from now (the stale and stuck sweeps measure ages)."""
+    return timezone.now() + timedelta(minutes=minutes)
+
+
+def test_killed_after_dispatch_before_sending_the_broker_redelivers_and_each_reader_gets_one(faults, settings):
+    settings.SEND_BATCH_SIZE = 5
+    readers, due = readers_due_now(30)
+    doomed = faults.worker("doomed", concurrency=2)
+    # Freeze its pool: the main process still takes tasks from the broker and hands them to the
+    # children, which cannot run them. The kill -9 below lands at exactly this point.
+    children = child_pids(doomed.pid)
+    assert len(children) == 2
+    for pid in children:
+        os.kill(pid, signal.SIGSTOP)
+    with faults.enqueue():
+        result = deliveries_dispatch_due(due + timedelta(seconds=30))
+    assert len(result.delivery_ids) == 30
+    wait_for(lambda: len(faults.unacked()) == 2, timeout=20, what="the doomed worker to reserve two tasks")
+    doomed.kill(signal.SIGKILL)
+    doomed.process.wait(timeout=10)
+
+    assert faults.sink.messages == []
+    assert statuses(readers) == {Delivery.Status.QUEUED: 30}
+    assert faults.queued() == 4 and len(faults.unacked()) == 2  # 6 batches: 4 waiting, 2 held by the dead worker
+
+    faults.wait_until_redeliverable()
+    faults.worker("rescuer", concurrency=2)
+    faults.sink.wait_for(30, timeout=60)
+    faults.wait_broker_drained()
+    wait_for(lambda: statuses(readers) == {Delivery.Status.SENT: 30}, timeout=20, what="all 30 recorded as sent")
+
+    assert_one_email_each(faults.sink, readers)
+    assert set(Delivery.objects.filter(subscription__in=readers).values_list("attempts", flat=True)) == {1}
+    report = deliveries_requeue_stale(later(31))
+    assert (report.requeued, report.stuck, report.expired) == (0, 0, 0)  # nothing left behind
+
+
+def test_killed_mid_batch_the_rest_is_redelivered_and_the_stranded_chunk_is_settled_by_ses_events_and_the_operator(
+    faults, ses_events_stream, admin_client
+):
+    sink = faults.sink
+    readers, due = readers_due_now(60)
+    sink.latency = 0.2  # each SendEmail takes a while: the kill lands mid-batch
+    doomed = faults.worker("doomed", concurrency=1)
+    with faults.enqueue():
+        assert len(deliveries_dispatch_due(due + timedelta(seconds=30)).delivery_ids) == 60  # one task
+    sink.wait_for(CLAIM_CHUNK + 5, timeout=60)  # into its second claimed chunk
+    doomed.kill(signal.SIGKILL)
+    doomed.process.wait(timeout=10)
+    sink.latency = 0.0
+
+    at_kill = statuses(readers)
+    stranded = at_kill[Delivery.Status.SENDING]
+    assert 0 < stranded <= CLAIM_CHUNK  # one claimed chunk at most
+    assert at_kill[Delivery.Status.QUEUED] >= 60 - 2 * CLAIM_CHUNK  # never claimed: safe to send later
+    assert at_kill[Delivery.Status.SENT] + stranded + at_kill[Delivery.Status.QUEUED] == 60
+
+    # The broker gives the unacknowledged task to another worker, which sends only what is still queued.
+    faults.wait_until_redeliverable()
+    faults.worker("rescuer", concurrency=2)
+    wait_for(lambda: not statuses(readers)[Delivery.Status.QUEUED], timeout=60, what="the queued rest to be sent")
+    faults.wait_broker_drained()
+    assert max(emails_by_reader(sink).values()) == 1  # the redelivery mailed nobody twice
+
+    # Beat's stuck sweep, half an hour on: what the dead worker held becomes unknown, and stays unsent.
+    report = deliveries_requeue_stale(later(31))
+    assert report.stuck == stranded and report.requeued == 0
+    unknown = Delivery.objects.filter(subscription__in=readers, status=Delivery.Status.UNKNOWN)
+    assert unknown.count() == stranded
+
+    # SES publishes a Send event for every message it accepted. Those name their delivery (by the
+    # X-Horoscope-Delivery header): SES has it, so it is sent, and must never be resent.
+    ses_events_stream.publish("Send", sink.messages)
+    received = set(emails_by_reader(sink))
+    still_unknown = set(unknown.values_list("subscription__user__email", flat=True))
+    never_arrived = {r.user.email for r in readers} - received
+    assert still_unknown == never_arrived  # unknown now means exactly: SES never got it
+    assert 0 < len(still_unknown) < stranded  # the kill left both kinds in the chunk
+
+    # The operator resends those from the admin, once.
+    ids = list(unknown.values_list("id", flat=True))
+    with faults.enqueue():
+        page = admin_resend(admin_client, ids)
+    assert f"{len(ids)} deliveries put back in the queue" in page
+    sink.wait_for(60, timeout=30)
+    faults.wait_broker_drained()
+    wait_for(
+        lambda: set(statuses(readers)) == {Delivery.Status.SENT},
+        timeout=20,
+        what="every delivery to be recorded as sent",
+    )
+    assert_one_email_each(sink, readers)
+
+    # Later, SES's Delivery events mark every one of them delivered.
+    ses_events_stream.publish("Delivery", sink.messages)
+    assert statuses(readers) == {Delivery.Status.DELIVERED: 60}
+
+
+def test_killed_after_sending_before_recording_the_redelivered_task_sends_nothing_again(faults, ses_events_stream):
+    sink = faults.sink
+    warm, warm_due = readers_due_now(1, minutes_ago=6)
+    readers, due = readers_due_now(10)
+    doomed = faults.worker("doomed", concurrency=1)
+    with faults.enqueue():
+        deliveries_dispatch_due(warm_due + timedelta(seconds=30))  # warms the worker's one process up
+    sink.wait_for(1, timeout=30)
+    wait_for(lambda: statuses(warm) == {Delivery.Status.SENT: 1}, timeout=20, what="the warm-up to be recorded")
+
+    # Every SendEmail is answered a little late: once the sink has the tenth message, the worker
+    # is waiting for SES's answer to it, and has recorded none of the ten (results are written
+    # together at the end of the claimed chunk). That is where the kill -9 lands.
+    sink.latency = 0.1
+    with faults.enqueue():
+        assert len(deliveries_dispatch_due(due + timedelta(seconds=30)).delivery_ids) == 10
+    sink.wait_for(11, timeout=30)
+    doomed.kill(signal.SIGKILL)
+    doomed.process.wait(timeout=10)
+    sink.latency = 0.0
+    assert len(sink.messages) == 11  # all ten reached SES ...
+    assert statuses(readers) == {Delivery.Status.SENDING: 10}  # ... and not one was recorded
+    assert len(faults.unacked()) == 1  # nor was the task acknowledged
+
+    faults.wait_until_redeliverable()
+    faults.worker("rescuer", concurrency=1)
+    faults.wait_broker_drained()  # the redelivered task ran and was acknowledged ...
+    assert len(sink.messages) == 11  # ... and sent nothing again
+    assert statuses(readers) == {Delivery.Status.SENDING: 10}
+
+    assert deliveries_requeue_stale(later(31)).stuck == 10
+    assert statuses(readers) == {Delivery.Status.UNKNOWN: 10}
+    ses_events_stream.publish("Send", sink.messages)
+    assert statuses(readers) == {Delivery.Status.SENT: 10}  # nothing left for the operator
+    assert_one_email_each(sink, readers + warm)

@@ -26,7 +26,7 @@ from operator import or_
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Concat, TruncHour
 from django.utils import timezone
@@ -36,7 +36,7 @@ from accounts.scheduling import local_send_instant, next_send_at, zone
 from forecasts.emails import DailyEmailRenderer
 from forecasts.models import Delivery, Forecast
 from forecasts.ratelimit import send_rate_limiter
-from forecasts.ses import SendError, SendErrorKind, classify_send_error, max_send_rate
+from forecasts.ses import SendError, SendErrorKind, classify_send_error, max_send_rate, reuse_ses_client
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
@@ -78,11 +78,16 @@ def forecast_for(day: date, sign: str) -> Forecast | None:
     The send path calls this for every forecast it did not find ready, so a missed prepare run
     costs one generation, not the day's email. None (another worker is still writing it, or
     generation failed) leaves the delivery queued with the reason shown in the admin; it is
-    retried by `deliveries_requeue_stale`. No waiting here: a send batch must not stall.
+    retried by `deliveries_requeue_stale`. No waiting here: a send batch must not stall, which is
+    also why it is written by the offline composer (milliseconds, grounded by construction)
+    rather than a model that may be slow or down while the batch holds its claimed deliveries.
     """
     from forecasts.generation import forecast_get_or_generate
+    from forecasts.generators.offline import OfflineComposer
 
-    return forecast_get_or_generate(day, sign, wait=0)
+    return forecast_get_or_generate(
+        day, sign, wait=0, generator=OfflineComposer(), note="written at send time: no prepared forecast"
+    )
 
 
 def forecasts_for(pairs: Iterable[tuple[date, str]]) -> dict[tuple[date, str], Forecast]:
@@ -116,6 +121,91 @@ def enqueue_send_batches(delivery_ids: Sequence[int]) -> int:
         logger.exception("Could not enqueue %d deliveries; they stay queued and will be requeued", len(delivery_ids))
         return 0
     return len(batches)
+
+
+def update_rows(model, rows: Sequence, fields: list[str], *, only_status: str | None = None) -> None:
+    """Write `fields` of each row, as QuerySet.bulk_update does, but ten to twenty times faster.
+
+    bulk_update builds one CASE WHEN per field and row, and for a thousand rows building that
+    SQL takes longer than running it. On PostgreSQL this is one UPDATE joined to the values as
+    arrays (unnest); elsewhere one UPDATE per row, sent together (executemany). With
+    `only_status`, rows that have moved on to another status meanwhile are left as they are.
+    """
+    if not rows:
+        return
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), model._meta.pk
+    columns = [model._meta.get_field(name) for name in fields]
+    values = [[c.get_db_prep_value(getattr(row, c.attname), connection) for c in columns] for row in rows]
+    status = quote(model._meta.get_field("status").column) if only_status is not None else ""
+    # Only names and types from the model's own metadata go into the SQL; values are parameters.
+    if connection.vendor == "postgresql":
+        names = [quote(f"v{i}") for i in range(len(columns))]
+        assignments = ", ".join(f"{quote(c.column)} = u.{n}" for c, n in zip(columns, names, strict=True))
+        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in [pk, *columns])
+        pk_type = pk.db_type(connection)
+        # "= ANY" lets the planner find the rows by primary key instead of hashing the whole table.
+        sql = (
+            f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS u(pk, {', '.join(names)}) "  # noqa: S608
+            f"WHERE {table}.{quote(pk.column)} = u.pk AND {table}.{quote(pk.column)} = ANY(%s::{pk_type}[])"
+        )
+        ids = [row.pk for row in rows]
+        params = [ids, *([row[i] for row in values] for i in range(len(columns))), ids]
+        if status:
+            sql += f" AND {table}.{status} = %s"
+            params.append(only_status)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
+    sql = f"UPDATE {table} SET {', '.join(f'{quote(c.column)} = %s' for c in columns)} WHERE {quote(pk.column)} = %s"  # noqa: S608
+    extra = []
+    if status:
+        sql += f" AND {status} = %s"
+        extra = [only_status]
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.executemany(sql, [[*value, row.pk, *extra] for value, row in zip(values, rows, strict=True)])
+
+
+def _insert_deliveries(new: list[tuple[int, date, datetime]]) -> list[tuple[int, int, date]]:
+    """Insert deliveries (subscription id, local date, due at), skipping any (subscription, local
+    date) that has one already; returns (id, subscription id, local date) of those inserted.
+
+    On PostgreSQL one statement over arrays; elsewhere bulk_create, whose per-field preparation
+    of a thousand rows costs more than the insert itself (and returns nothing).
+    """
+    connection = connections[router.db_for_write(Delivery)]
+    if connection.vendor != "postgresql":
+        rows = [Delivery(subscription_id=s, local_date=d, due_at=t) for s, d, t in new]
+        Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+        return []
+    if not new:
+        return []
+    quote = connection.ops.quote_name
+    meta = Delivery._meta
+    column = {name: quote(meta.get_field(name).column) for name in ("subscription", "local_date", "due_at")}
+    defaults = {"status": Delivery.Status.QUEUED, "error": "", "attempts": 0, "ses_message_id": ""}
+    now = timezone.now()
+    stamps = ("queued_at", "updated_at")
+    names = [*(quote(meta.get_field(name).column) for name in [*defaults, *stamps])]
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({column['subscription']}, {column['local_date']}, {column['due_at']}, "  # noqa: S608
+        f"{', '.join(names)}) "
+        f"SELECT u.s, u.d, u.t, {', '.join(['%s'] * (len(defaults) + len(stamps)))} "
+        "FROM unnest(%s::bigint[], %s::date[], %s::timestamptz[]) AS u(s, d, t) "
+        f"ON CONFLICT ({column['subscription']}, {column['local_date']}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}, {column['subscription']}, {column['local_date']}"
+    )
+    params = [
+        *defaults.values(),
+        *([now] * len(stamps)),
+        [s for s, _, _ in new],
+        [d for _, d, _ in new],
+        [t for _, _, t in new],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
 
 
 # --- dispatch ---------------------------------------------------------------------------------
@@ -165,7 +255,7 @@ def _dispatch_chunk(now: datetime, limit: int, enqueue: bool, result: DispatchRe
             day, due_at = _due_date(now, subscription)
             if subscription.last_local_date is None or day > subscription.last_local_date:
                 if now - due_at <= expire_after:
-                    new.append(Delivery(subscription_id=subscription.id, local_date=day, due_at=due_at))
+                    new.append((subscription.id, day, due_at))
                 else:
                     result.skipped_late += 1
                 subscription.last_local_date = day
@@ -173,22 +263,23 @@ def _dispatch_chunk(now: datetime, limit: int, enqueue: bool, result: DispatchRe
                 now, subscription.time_zone, subscription.delivery_time, subscription.last_local_date
             )
         # The unique (subscription, local_date) constraint is the last guard against a second email.
-        Delivery.objects.bulk_create(new, ignore_conflicts=True)
-        Subscription.objects.bulk_update(subscriptions, ["next_send_at", "last_local_date"])
-        wanted = {(d.subscription_id, d.local_date) for d in new}
-        ids = (
-            [
+        inserted = _insert_deliveries(new)
+        update_rows(Subscription, subscriptions, ["next_send_at", "last_local_date"])
+        ids = [pk for pk, _, _ in inserted]
+        # Pairs that had a delivery already (or were not reported) keep it, queued again if still queued.
+        wanted = {(s, d) for s, d, _ in new} - {(s, d) for _, s, d in inserted}
+        if wanted:
+            ids += [
                 pk
                 for pk, subscription_id, local_date in Delivery.objects.filter(
                     subscription_id__in=[s for s, _ in wanted],
                     local_date__in={d for _, d in wanted},
                     status=Delivery.Status.QUEUED,
-                ).values_list("id", "subscription_id", "local_date")
+                )
+                .order_by()
+                .values_list("id", "subscription_id", "local_date")
                 if (subscription_id, local_date) in wanted
             ]
-            if wanted
-            else []
-        )
         if enqueue and ids:
             transaction.on_commit(partial(enqueue_send_batches, sorted(ids)))
     result.claimed += len(subscriptions)
@@ -284,7 +375,7 @@ class _Results:
         due = len(self.pending) >= FLUSH_EVERY or time.monotonic() - self.flushed_at > FLUSH_SECONDS
         if self.pending and (force or due):
             # Rows an SES event already moved on (e.g. to delivered) are left as they are.
-            Delivery.objects.filter(status=Delivery.Status.SENDING).bulk_update(self.pending, self.FIELDS)
+            update_rows(Delivery, self.pending, self.FIELDS, only_status=Delivery.Status.SENDING)
             self.pending = []
         self.flushed_at = time.monotonic()
 
@@ -352,6 +443,7 @@ class _Sender:
     def open(self) -> None:
         if not self._open:
             self.connection = self.connection or get_connection()
+            reuse_ses_client(self.connection)
             self.connection.open()
             self.rate = max_send_rate(self.connection)
             self._open = True

@@ -275,8 +275,11 @@ def forecast_claim(day: date, sign: str, *, force: bool = False) -> Forecast | N
     return forecast
 
 
-def forecast_generate(forecast: Forecast, generator: ForecastGenerator | None = None) -> Forecast:
-    """Write a claimed forecast and save it if the claim still stands; returns the row as stored."""
+def forecast_generate(forecast: Forecast, generator: ForecastGenerator | None = None, note: str = "") -> Forecast:
+    """Write a claimed forecast and save it if the claim still stands; returns the row as stored.
+
+    `note` is kept in fallback_reason, to say why this forecast was written the way it was.
+    """
     claim = forecast.claimed_at
     day, sign = forecast.date, forecast.sign
     try:
@@ -294,7 +297,9 @@ def forecast_generate(forecast: Forecast, generator: ForecastGenerator | None = 
     used = set(outcome.draft.facts_used)
     stored_facts = [{**fact, "used": fact["id"] in used} for fact in facts]
     reasons = [
-        reason for reason in (outcome.fallback_reason, retrieval_note and f"retrieval: {retrieval_note}") if reason
+        reason
+        for reason in (note, outcome.fallback_reason, retrieval_note and f"retrieval: {retrieval_note}")
+        if reason
     ]
     by_key = {p.key: p.pk for p in Passage.objects.filter(key__in=outcome.draft.passages_used)}
     with transaction.atomic():
@@ -379,11 +384,14 @@ def forecasts_missing(first: date, days: int = 1) -> list[tuple[date, str]]:
     return [(day, sign) for day in dates for sign in SIGN_SLUGS if (day, sign) not in ready]
 
 
-def forecast_get_or_generate(day: date, sign: str, *, wait: float | None = None) -> Forecast | None:
+def forecast_get_or_generate(
+    day: date, sign: str, *, wait: float | None = None, generator: ForecastGenerator | None = None, note: str = ""
+) -> Forecast | None:
     """The ready forecast for (date, sign), written now if nobody has; None if still not ready.
 
     If another worker holds a fresh claim, waits up to `wait` seconds (FORECAST_WAIT_SECONDS)
-    for it to finish rather than writing the same forecast twice.
+    for it to finish rather than writing the same forecast twice. `generator` and `note` go to
+    forecast_generate when this call writes it.
     """
     ready = (Forecast.Status.DRAFT, Forecast.Status.APPROVED)
     forecast = Forecast.objects.filter(date=day, sign=sign, status__in=ready).first()
@@ -391,7 +399,7 @@ def forecast_get_or_generate(day: date, sign: str, *, wait: float | None = None)
         return forecast
     claimed = forecast_claim(day, sign)
     if claimed is not None:
-        forecast = forecast_generate(claimed)
+        forecast = forecast_generate(claimed, generator, note)
         return forecast if forecast.is_ready else None
     wait = settings.FORECAST_WAIT_SECONDS if wait is None else wait
     deadline = time.monotonic() + wait

@@ -90,6 +90,9 @@ def test_a_forecast_nobody_prepared_is_written_on_demand_and_sent():
 
     forecast = Forecast.objects.get(date=DAY, sign="aquarius")
     assert forecast.is_ready and forecast.grounded
+    # Written offline even when a model is configured: a send batch never waits on one.
+    assert forecast.generator == Forecast.Generator.OFFLINE
+    assert "written at send time" in forecast.fallback_reason
     delivery.refresh_from_db()
     assert (delivery.status, delivery.forecast_id) == (Delivery.Status.SENT, forecast.pk)
     assert forecast.headline in mail.outbox[0].subject

@@ -7,7 +7,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export PORT
 
-.PHONY: run test lint bench system-deps test-deps clean
+.PHONY: run test lint bench bench-deps system-deps test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,13 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## Debian packages only the benchmarks use (wrk), on top of what the tests need.
+bench-deps: test-deps
+	bash scripts/install-bench-deps
+
 ## Benchmarks (not part of `make test`): numbers and ratios in benchmarks/results/latest.json.
-bench: test-deps
+## `make bench BENCH_FULL=1` also sends to 100,000 readers; see docs/benchmarks.md.
+bench: bench-deps
 	DJANGO_ENV=test $(BIN)/python -m benchmarks
 
 clean:

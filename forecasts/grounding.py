@@ -42,6 +42,8 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from forecasts.zodiac import SIGN_SLUGS
+
 WINDOW_EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14 (Line Islands) starts each date first
 WINDOW_LATEST_OFFSET = timedelta(hours=-12)  # UTC-12 ends it last
 
@@ -52,20 +54,7 @@ def forecast_window(day: date) -> tuple[datetime, datetime]:
     return midnight - WINDOW_EARLIEST_OFFSET, midnight + timedelta(days=1) - WINDOW_LATEST_OFFSET
 
 
-SIGNS = (
-    "aries",
-    "taurus",
-    "gemini",
-    "cancer",
-    "leo",
-    "virgo",
-    "libra",
-    "scorpio",
-    "sagittarius",
-    "capricorn",
-    "aquarius",
-    "pisces",
-)
+SIGNS = SIGN_SLUGS  # forecasts.zodiac is the one list of signs
 SIGN_ADJECTIVES = {
     "arian": "aries",
     "taurean": "taurus",

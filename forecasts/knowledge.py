@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from forecasts.zodiac import SIGN_SLUGS
+
 KB_VERSION = "1"
 KNOWLEDGE_DIR = Path(__file__).resolve().parent / "knowledge"
 
@@ -32,20 +34,7 @@ PASSAGE_KINDS = ("sign_profile", "body_in_sign", "body_in_house", "aspect", "ret
 KB_BODIES = ("sun", "moon", "mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune", "pluto", "north_node")
 KB_ASPECTS = ("conjunction", "sextile", "square", "trine", "opposition")
 KB_TOPICS = ("love", "career", "money", "health", "growth")
-KB_SIGNS = (
-    "aries",
-    "taurus",
-    "gemini",
-    "cancer",
-    "leo",
-    "virgo",
-    "libra",
-    "scorpio",
-    "sagittarius",
-    "capricorn",
-    "aquarius",
-    "pisces",
-)
+KB_SIGNS = SIGN_SLUGS  # forecasts.zodiac is the one list of signs
 
 
 class KnowledgeError(ValueError):

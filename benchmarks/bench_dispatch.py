@@ -20,7 +20,9 @@ def _sizes() -> tuple[int, int]:
     return int(os.environ.get("BENCH_DISPATCH_TOTAL", "1000000")), int(os.environ.get("BENCH_DISPATCH_DUE", "100000"))
 
 
-INDEX_USE = re.compile(r"(?:Index (?:Only )?Scan (?:Backward )?using|Conflict Arbiter Indexes:) (\w+)")
+INDEX_USE = re.compile(
+    r"(?:Index (?:Only )?Scan (?:Backward )?using|Bitmap Index Scan on|Conflict Arbiter Indexes:) (\w+)"
+)
 # A thousand ids in a plan or a query say nothing: keep the first few.
 LONG_LIST = re.compile(r"(\{|\(|ARRAY\[)([^{}()\[\]]{200,})(\}|\)|\])")
 

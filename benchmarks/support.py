@@ -115,11 +115,17 @@ def environment() -> Environment:
         "AWS_ACCESS_KEY_ID": "bench" + secrets.token_hex(6),
         "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20),
         "AWS_DEFAULT_REGION": "us-east-1",
+        # Until the send benchmark points it at its sink: a closed loopback port, never AWS.
+        "AWS_SES_REGION_ENDPOINT_URL": "http://127.0.0.1:9",
         "OPENAI_API_KEY": "",
         "PINECONE_API_KEY": "",
         "APP_SECRETS_ID": "",
     }
-    for name in ("OPENAI_BASE_URL", "AWS_SES_REGION_ENDPOINT_URL", "SES_MAX_SEND_RATE"):
+    from django.conf import settings
+
+    if settings.configured:
+        raise RuntimeError("Django was configured before benchmarks.support.environment(): call it first")
+    for name in ("OPENAI_BASE_URL", "SES_MAX_SEND_RATE"):
         os.environ.pop(name, None)
     os.environ.update(env)
     _environment = Environment(root, postgres, redis_url, env)

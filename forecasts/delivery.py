@@ -35,7 +35,7 @@ from accounts.models import Subscription
 from accounts.scheduling import local_send_instant, next_send_at, zone
 from forecasts.emails import DailyEmailRenderer
 from forecasts.models import Delivery, Forecast
-from forecasts.ratelimit import send_rate_limiter
+from forecasts.ratelimit import send_rate_limiter, window_for
 from forecasts.ses import SendError, SendErrorKind, classify_send_error, max_send_rate, reuse_ses_client
 from forecasts.zodiac import SIGNS_BY_SLUG
 
@@ -49,6 +49,10 @@ THROTTLE_BACKOFF_BASE_S = 0.2
 THROTTLE_BACKOFF_CAP_S = 5.0
 # A batch is claimed this many deliveries at a time: a killed worker strands at most one chunk.
 CLAIM_CHUNK = 20
+# The shared send rate is taken this many slots at most per round trip to the limiter, and
+# they are spent within this fraction of SES_RATE_WINDOW_MARGIN of being taken (see SendSlots).
+SLOTS_PER_TAKE = 20
+SLOT_FRESH_FRACTION = 0.5
 # Results are written in bulk, every this many emails or seconds.
 FLUSH_EVERY = 25
 FLUSH_SECONDS = 2.0
@@ -380,20 +384,24 @@ class _Results:
         self.flushed_at = time.monotonic()
 
 
-def _claim(delivery_ids: Sequence[int]) -> list[int]:
-    """queued -> sending for the ids no other worker has; returns those ids."""
+def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
+    """queued -> sending for the ids no other worker has; returns those deliveries, with their readers."""
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
-            Delivery.objects.select_for_update(skip_locked=True)
+        deliveries = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("subscription__user")
             .filter(id__in=list(delivery_ids), status=Delivery.Status.QUEUED)
-            .values_list("id", flat=True)
+            .order_by("id")
         )
-        if ids:
-            Delivery.objects.filter(id__in=ids, status=Delivery.Status.QUEUED).update(
+        if deliveries:
+            Delivery.objects.filter(id__in=[d.pk for d in deliveries], status=Delivery.Status.QUEUED).update(
                 status=Delivery.Status.SENDING, sending_at=now, updated_at=now, attempts=F("attempts") + 1
             )
-    return ids
+    for delivery in deliveries:  # as the rows now are: results are written from these instances
+        delivery.status, delivery.sending_at, delivery.updated_at = Delivery.Status.SENDING, now, now
+        delivery.attempts += 1
+    return deliveries
 
 
 def _backoff(attempt: int) -> float:
@@ -406,11 +414,43 @@ class _Sent:
     message_id: str
 
 
-def _send_one(connection, message, rate: float | None, deadline: float) -> _Sent | SendError | None:
+class SendSlots:
+    """Slots of the shared send rate, taken from the limiter a few per round trip.
+
+    A round trip to the limiter per email would cost about as much as building the email. The
+    slots are counted in the shared window from the moment they are taken, so they are only
+    spent while fresh (SLOT_FRESH_FRACTION of the window's margin); a stale one is dropped
+    unused, which only ever sends less. At low rates one slot is taken at a time, so one
+    worker never holds what another could use.
+    """
+
+    def __init__(self, limiter, rate: float) -> None:
+        self.limiter = limiter
+        self.rate = rate
+        capacity, _ = window_for(rate, settings.SES_RATE_WINDOW_MARGIN)
+        self.per_take = max(1, min(SLOTS_PER_TAKE, capacity // 10))
+        self.fresh_for = settings.SES_RATE_WINDOW_MARGIN * SLOT_FRESH_FRACTION
+        self.left = 0
+        self.taken_at = 0.0
+
+    def take(self, deadline: float) -> bool:
+        """One slot, waiting for it if need be; False if `deadline` (monotonic) comes first."""
+        now = time.monotonic()
+        if self.left and now - self.taken_at <= self.fresh_for:
+            self.left -= 1
+            return True
+        taken = self.limiter.acquire(self.rate, timeout=max(0.0, deadline - now), count=self.per_take)
+        if not taken:
+            self.left = 0
+            return False
+        self.left, self.taken_at = taken - 1, time.monotonic()
+        return True
+
+
+def _send_one(connection, message, slots: SendSlots | None, deadline: float) -> _Sent | SendError | None:
     """Send one message under the shared rate, retrying throttling; None if the time budget ran out."""
-    limiter = send_rate_limiter() if rate else None
     for attempt in range(THROTTLE_ATTEMPTS):
-        if limiter is not None and not limiter.acquire(rate, timeout=max(0.0, deadline - time.monotonic())):
+        if slots is not None and not slots.take(deadline):
             return None
         try:
             count = connection.send_messages([message])
@@ -436,7 +476,7 @@ class _Sender:
     def __init__(self, connection=None) -> None:
         self.connection = connection
         self.renderer = DailyEmailRenderer()
-        self.rate: float | None = None
+        self.slots: SendSlots | None = None
         self._forecasts: dict[tuple[date, str], Forecast | None] = {}
         self._open = False
 
@@ -445,7 +485,8 @@ class _Sender:
             self.connection = self.connection or get_connection()
             reuse_ses_client(self.connection)
             self.connection.open()
-            self.rate = max_send_rate(self.connection)
+            rate = max_send_rate(self.connection)
+            self.slots = SendSlots(send_rate_limiter(), rate) if rate else None
             self._open = True
 
     def close(self) -> None:
@@ -515,14 +556,13 @@ def deliveries_send(
 
 
 def _send_claimed(
-    claimed: list[int], results: _Results, sender: _Sender, deadline: float
+    deliveries: list[Delivery], results: _Results, sender: _Sender, deadline: float
 ) -> tuple[DeliveriesRetryLater | None, list[int]]:
     """Send claimed deliveries in order; returns (an error for the task to retry on, ids paused for a new task).
 
     When a send cannot go on, this delivery and the ones after it (`queue[index:]`) go back
     to the queue, except where this one's outcome is already known.
     """
-    deliveries = list(Delivery.objects.filter(id__in=claimed).select_related("subscription__user").order_by("id"))
     active = []
     for delivery in deliveries:
         if delivery.subscription.status == Subscription.Status.ACTIVE:
@@ -563,7 +603,7 @@ def _send_claimed(
             results.failed(delivery, f"The email could not be rendered: {type(exc).__name__}: {exc}")
             continue
         try:
-            outcome = _send_one(sender.connection, message, sender.rate, deadline)
+            outcome = _send_one(sender.connection, message, sender.slots, deadline)
         except Exception as exc:
             # Raised outside the send call itself (the rate limiter's store, a time limit while
             # waiting): this email did not go out, so it and the rest go back to the queue.

@@ -7,12 +7,15 @@ each reader's email is then made by string substitution only: their topics, thei
 the sky events' times in their own time zone.
 """
 
+import email
+import email.message
 import html
 import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from email.utils import formatdate
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
@@ -20,6 +23,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.functional import cached_property
 
 from accounts.models import Subscription
 from accounts.scheduling import zone
@@ -52,6 +56,44 @@ def inline_css(document: str) -> str:
 
         _inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
     return _inliner.inline(document)
+
+
+# Inlined styles make long lines; an email body line may not pass 998 bytes (RFC 5322) and
+# Django would quoted-printable-encode the whole HTML part. Readers' values add ~300 at most.
+HTML_LINE_WIDTH = 400
+HTML_PIECE_RE = re.compile(r"(<[^>]*>)")
+UNWRAPPED_ELEMENTS_RE = re.compile(r"<(style|pre|textarea|script)\b", re.I)
+
+
+def wrap_html_lines(document: str, width: int = HTML_LINE_WIDTH) -> str:
+    """Break long lines at spaces in text between tags, where a newline is just a space.
+
+    Tags, and elements whose whitespace matters (style, pre, textarea), are left whole.
+    """
+    lines = []
+    for line in document.split("\n"):
+        if len(line) <= width or UNWRAPPED_ELEMENTS_RE.search(line):
+            lines.append(line)
+            continue
+        out: list[str] = []
+        length = 0
+        for piece in HTML_PIECE_RE.split(line):
+            if piece.startswith("<") or length + len(piece) <= width:
+                out.append(piece)
+                length += len(piece)
+                continue
+            words = piece.split(" ")
+            for i, word in enumerate(words):
+                if i and length + 1 + len(word) > width and length:
+                    out.append("\n")
+                    length = 0
+                elif i:
+                    out.append(" ")
+                    length += 1
+                out.append(word)
+                length += len(word)
+        lines.append("".join(out))
+    return "\n".join(lines)
 
 
 # How forecasts/transits.py writes an instant in a fact's summary ("14:32 UTC on 9 Mar").
@@ -197,6 +239,9 @@ class ForecastParts:
     times: list[tuple[datetime, bool]]  # what the [[hz:time:N]] placeholders stand for
     web_url: str
     topics: set[str] = field(default_factory=set)
+    text_pieces: tuple = ()
+    html_pieces: tuple = ()
+    mime: "MimeTemplate | None" = None
 
 
 def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> ForecastParts:
@@ -226,7 +271,7 @@ def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> Forec
     subject = " ".join(render_to_string("emails/daily_subject.txt", context).split())
     context["subject"] = subject_prefix + subject
     text = render_to_string("emails/daily.txt", context)
-    document = inline_css(render_to_string("emails/daily.html", context))
+    document = wrap_html_lines(inline_css(render_to_string("emails/daily.html", context)))
     return ForecastParts(
         forecast=forecast,
         subject=subject_prefix + subject,
@@ -235,15 +280,217 @@ def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> Forec
         times=times,
         web_url=web_version_url(forecast) if forecast.pk else settings.SITE_URL + "/",
         topics={section["topic"] for section in sections},
+        text_pieces=compile_template(text),
+        html_pieces=compile_template(document),
+        mime=MimeTemplate.build(subject_prefix + subject),
     )
 
 
-def _personalise(template: str, topics: set[str], values: dict[str, str]) -> str:
-    def keep_section(match: re.Match) -> str:
-        return match.group(2) if match.group(1) in topics else ""
+@dataclass(frozen=True)
+class _Token:
+    name: str
 
-    body = SECTION_RE.sub(keep_section, template)
-    return TOKEN_RE.sub(lambda match: values.get(match.group(1), ""), body)
+
+@dataclass(frozen=True)
+class _Section:
+    topic: str
+    pieces: tuple
+
+
+def _compile_tokens(text: str) -> list:
+    pieces: list = []
+    last = 0
+    for match in TOKEN_RE.finditer(text):
+        pieces += [text[last : match.start()], _Token(match.group(1))]
+        last = match.end()
+    pieces.append(text[last:])
+    return [piece for piece in pieces if piece != ""]
+
+
+def compile_template(template: str) -> tuple:
+    """Split a per-forecast template once into text, placeholders and topic sections.
+
+    Filling the pieces for a reader is then a join, not two regular-expression passes over
+    the whole email: the send fills one per reader, thousands a minute.
+    """
+    pieces: list = []
+    last = 0
+    for match in SECTION_RE.finditer(template):
+        pieces += _compile_tokens(template[last : match.start()])
+        pieces.append(_Section(match.group(1), tuple(_compile_tokens(match.group(2)))))
+        last = match.end()
+    pieces += _compile_tokens(template[last:])
+    return tuple(pieces)
+
+
+def fill_template(pieces: tuple, topics: set[str], values: dict[str, str]) -> str:
+    """A compiled template with the reader's values, and only the sections of their topics."""
+    out: list[str] = []
+
+    def fill(pieces: tuple) -> None:
+        for piece in pieces:
+            if type(piece) is str:
+                out.append(piece)
+            elif type(piece) is _Token:
+                out.append(values.get(piece.name, ""))
+            elif piece.topic in topics:
+                fill(piece.pieces)
+
+    fill(pieces)
+    return "".join(out)
+
+
+# Where each reader's values go in a forecast's serialised email (see MimeTemplate).
+TEXT_SLOT = "\u2063hz:text-body\u2063"  # not ASCII, so the part is declared 8bit as a real body is
+HTML_SLOT = "\u2063hz:html-body\u2063"
+RECIPIENT_SLOT = "hz-recipient@hz-slot.invalid"
+HEADER_SLOTS = ("to", "date", "message_id", "unsubscribe_url", "delivery")
+# RFC 5322's line limit: Django switches a body with a longer line to quoted-printable.
+MAX_LINE_BYTES = 998
+# Addresses that Django writes into the To header exactly as they are (no quoting, no IDNA).
+PLAIN_ADDRESS_RE = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+PLAIN_HEADER_VALUE_RE = re.compile(r"[\x20-\x7e]{1,900}")  # printable ASCII on one line
+
+
+def daily_headers(message_id: str, date_header: str, unsubscribe: str | None, delivery_id: str | None) -> dict:
+    """The daily email's headers besides Subject, From and To."""
+    headers = {"Message-ID": message_id, "Date": date_header}
+    if unsubscribe:
+        # RFC 8058 one-click: mailbox providers POST to the URL, with no cookies.
+        headers["List-Unsubscribe"] = f"<{unsubscribe}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if settings.AWS_SES_CONFIGURATION_SET and not callable(settings.AWS_SES_CONFIGURATION_SET):
+        headers["X-SES-CONFIGURATION-SET"] = settings.AWS_SES_CONFIGURATION_SET
+    if delivery_id:
+        # SES events carry the headers: lets an event find its delivery even without a message id.
+        headers["X-Horoscope-Delivery"] = delivery_id
+    return headers
+
+
+@dataclass(frozen=True)
+class MimeTemplate:
+    """A forecast's email serialised once by Django and the standard library, each reader's parts left open.
+
+    Building and folding a MIME tree costs more per email than the SES call itself. Django
+    writes a UTF-8 body as 8bit, i.e. unchanged; so Django's bytes for one reader are this
+    template with their headers and bodies put in. `fill` does exactly that, and answers None
+    for anything Django would have written differently (a body line too long for 8bit, an
+    address it would quote or encode, a value holding the boundary), so those readers' emails
+    are built by Django itself. The tests compare both ways byte for byte.
+    """
+
+    head: tuple  # compiled pieces, up to the text part's body
+    middle: str  # between the text and the HTML bodies
+    tail: str
+    boundary: str
+
+    @classmethod
+    def build(cls, subject: str) -> "MimeTemplate | None":
+        if callable(settings.AWS_SES_CONFIGURATION_SET):  # django-ses would add its header per message
+            return None
+        headers = daily_headers(token("message_id"), token("date"), token("unsubscribe_url"), token("delivery"))
+        probe = EmailMultiAlternatives(
+            subject=subject,
+            body=TEXT_SLOT,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[RECIPIENT_SLOT],
+            headers=headers,
+        )
+        probe.attach_alternative(HTML_SLOT, "text/html")
+        mime = probe.message()
+        raw = mime.as_bytes(linesep="\r\n").decode("utf-8")
+        if raw.count(TEXT_SLOT) != 1 or raw.count(HTML_SLOT) != 1 or raw.count(RECIPIENT_SLOT) != 1:
+            return None
+        head, rest = raw.split(TEXT_SLOT)
+        middle, tail = rest.split(HTML_SLOT)
+        head = head.replace(RECIPIENT_SLOT, token("to"))
+        encoding = "Content-Transfer-Encoding: 8bit\r\n"
+        if not head.endswith(encoding + "\r\n") or not middle.endswith(encoding + "\r\n"):
+            return None
+        if sorted(TOKEN_RE.findall(head)) != sorted(HEADER_SLOTS) or TOKEN_RE.search(middle + tail):
+            return None
+        return cls(head=compile_template(head), middle=middle, tail=tail, boundary=mime.get_boundary())
+
+    def fill(self, to: str, header_values: dict[str, str], text: str, html_body: str) -> bytes | None:
+        """One reader's email as Django would serialise it (CRLF line ends), or None to let Django do it."""
+        values = {"to": to, **header_values}
+        if not PLAIN_ADDRESS_RE.fullmatch(to) or len(to) > 254:
+            return None
+        if not all(PLAIN_HEADER_VALUE_RE.fullmatch(values.get(name, "")) for name in HEADER_SLOTS):
+            return None
+        if self.boundary in text or self.boundary in html_body or "\r" in text or "\r" in html_body:
+            return None
+        raw = "".join(
+            (
+                fill_template(self.head, set(), values),
+                text.replace("\n", "\r\n"),
+                self.middle,
+                html_body.replace("\n", "\r\n"),
+                self.tail,
+            )
+        ).encode("utf-8", "surrogateescape")
+        if max(map(len, raw.split(b"\r\n"))) > MAX_LINE_BYTES:
+            return None
+        return raw
+
+
+class SerialisedMessage:
+    """What PrebuiltEmail.message() returns: the email's bytes as they are sent.
+
+    Email backends read a message with as_bytes()/as_string(), which answer from the bytes;
+    anything else (a header lookup, walk()) is answered by the parsed message.
+    """
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def as_bytes(self, unixfrom: bool = False, policy=None, linesep: str = "\n") -> bytes:
+        linesep = policy.linesep if policy is not None else linesep
+        return self.raw if linesep == "\r\n" else self.raw.replace(b"\r\n", linesep.encode("ascii"))
+
+    def as_string(self, unixfrom: bool = False, policy=None, linesep: str = "\n") -> str:
+        return self.as_bytes(unixfrom, policy, linesep).decode("utf-8", "surrogateescape")
+
+    def __bytes__(self) -> bytes:
+        return self.as_bytes()
+
+    def __str__(self) -> str:
+        return self.as_string()
+
+    @cached_property
+    def parsed(self) -> email.message.Message:
+        return email.message_from_bytes(self.raw)
+
+    def __getattr__(self, name: str):
+        return getattr(self.parsed, name)
+
+    def __getitem__(self, name: str):
+        return self.parsed[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.parsed
+
+    def __iter__(self):
+        return iter(self.parsed)
+
+    def __len__(self) -> int:
+        return len(self.parsed)
+
+
+class PrebuiltEmail(EmailMultiAlternatives):
+    """A daily email whose bytes were filled in from its forecast's MimeTemplate.
+
+    Subject, body, alternatives and headers are set as on any EmailMultiAlternatives (what
+    tests and the locmem backend look at); message() hands back the prebuilt bytes instead of
+    building the MIME tree again.
+    """
+
+    def __init__(self, *args, raw: bytes, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.raw = raw
+
+    def message(self, *args, **kwargs) -> SerialisedMessage:  # type: ignore[override]
+        return SerialisedMessage(self.raw)
 
 
 class DailyEmailRenderer:
@@ -252,6 +499,8 @@ class DailyEmailRenderer:
     def __init__(self, subject_prefix: str = "") -> None:
         self.subject_prefix = subject_prefix
         self._parts: dict[object, ForecastParts] = {}
+        self._time_labels: dict[tuple[object, str], dict[str, str]] = {}
+        self._domain = urlsplit(settings.SITE_URL).hostname or "localhost"
 
     def parts(self, forecast: Forecast) -> ForecastParts:
         key = forecast.pk or id(forecast)
@@ -259,40 +508,58 @@ class DailyEmailRenderer:
             self._parts[key] = render_forecast_parts(forecast, self.subject_prefix)
         return self._parts[key]
 
+    def time_labels(self, parts: ForecastParts, time_zone: str) -> dict[str, str]:
+        """The [[hz:time:N]] values for readers in `time_zone` (many readers share one zone)."""
+        key = (parts.forecast.pk or id(parts.forecast), time_zone)
+        labels = self._time_labels.get(key)
+        if labels is None:
+            labels = self._time_labels[key] = {
+                f"time:{i}": local_time_label(instant, time_zone, parts.forecast.date, in_parentheses)
+                for i, (instant, in_parentheses) in enumerate(parts.times)
+            }
+        return labels
+
     def message(
         self, subscription: Subscription, forecast: Forecast, delivery: Delivery | None = None
     ) -> EmailMultiAlternatives:
         """One reader's email for `forecast`, ready for any Django email backend."""
         parts = self.parts(forecast)
-        email = subscription.user.email
+        email_address = subscription.user.email
         unsubscribe = unsubscribe_link(subscription)
         web_url = f"{parts.web_url}?tz={quote(subscription.time_zone, safe='/')}"
         values = {
-            "email": email,
+            "email": email_address,
             "time_zone": subscription.time_zone,
             "delivery_time": subscription.delivery_time.strftime("%H:%M"),
             "web_url": web_url,
             "unsubscribe_url": unsubscribe or preferences_url(),
+            **self.time_labels(parts, subscription.time_zone),
         }
-        for i, (instant, in_parentheses) in enumerate(parts.times):
-            values[f"time:{i}"] = local_time_label(instant, subscription.time_zone, forecast.date, in_parentheses)
         topics = set(subscription.topics or []) & parts.topics
-        text = re.sub(r"\n{3,}", "\n\n", _personalise(parts.text, topics, values)).strip() + "\n"
+        text = re.sub(r"\n{3,}", "\n\n", fill_template(parts.text_pieces, topics, values)).strip() + "\n"
         html_values = {key: html.escape(value) for key, value in values.items()}
-        body_html = _personalise(parts.html, topics, html_values)
+        body_html = fill_template(parts.html_pieces, topics, html_values)
 
-        headers = {"Message-ID": make_msgid(domain=urlsplit(settings.SITE_URL).hostname or "localhost")}
-        if unsubscribe:
-            # RFC 8058 one-click: mailbox providers POST to the URL, with no cookies.
-            headers["List-Unsubscribe"] = f"<{unsubscribe}>"
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        if settings.AWS_SES_CONFIGURATION_SET and not callable(settings.AWS_SES_CONFIGURATION_SET):
-            headers["X-SES-CONFIGURATION-SET"] = settings.AWS_SES_CONFIGURATION_SET
-        if delivery is not None and delivery.pk:
-            # SES events carry the headers: lets an event find its delivery even without a message id.
-            headers["X-Horoscope-Delivery"] = str(delivery.pk)
-        message = EmailMultiAlternatives(
-            subject=parts.subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[email], headers=headers
-        )
+        message_id = make_msgid(domain=self._domain)
+        date_header = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+        delivery_id = str(delivery.pk) if delivery is not None and delivery.pk else None
+        headers = daily_headers(message_id, date_header, unsubscribe, delivery_id)
+        kwargs = {
+            "subject": parts.subject,
+            "body": text,
+            "from_email": settings.DEFAULT_FROM_EMAIL,
+            "to": [email_address],
+            "headers": headers,
+        }
+        raw = None
+        if parts.mime is not None and unsubscribe and delivery_id:
+            header_values = {
+                "date": date_header,
+                "message_id": message_id,
+                "unsubscribe_url": unsubscribe,
+                "delivery": delivery_id,
+            }
+            raw = parts.mime.fill(email_address, header_values, text, body_html)
+        message = PrebuiltEmail(**kwargs, raw=raw) if raw is not None else EmailMultiAlternatives(**kwargs)
         message.attach_alternative(body_html, "text/html")
         return message

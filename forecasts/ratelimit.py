@@ -4,7 +4,9 @@ django-ses's own AUTO_THROTTLE counts sends in one process only; two workers wou
 the allowed rate. Here every send takes a slot from one sliding window kept in Redis (when
 REDIS_URL is set) or in the database: at most `capacity` sends in any `window` seconds, where
 `window` is the rate's one second plus SES_RATE_WINDOW_MARGIN (the spread between taking a slot
-and the request reaching SES). The implementation is picked by the SEND_RATE_LIMITER setting.
+and the request reaching SES). A sender may take several slots in one round trip and spend them
+within a fraction of that margin (forecasts/delivery.py `SendSlots`): the slots are counted from
+the moment they were taken. The implementation is picked by the SEND_RATE_LIMITER setting.
 """
 
 import math
@@ -37,8 +39,9 @@ def window_for(rate: float, margin: float) -> tuple[int, float]:
 
 
 class SendRateLimiter(Protocol):
-    def acquire(self, rate: float, timeout: float | None = None) -> bool:
-        """Wait until one send is allowed at `rate` per second; False if `timeout` passed first."""
+    def acquire(self, rate: float, timeout: float | None = None, count: int = 1) -> int:
+        """Wait until a send is allowed at `rate` per second and take up to `count` slots at once
+        (as many as the window has free); the number taken, 0 if `timeout` passed first."""
         ...
 
 
@@ -48,20 +51,20 @@ class _SlidingWindowLimiter:
     def __init__(self, margin: float | None = None) -> None:
         self.margin = settings.SES_RATE_WINDOW_MARGIN if margin is None else margin
 
-    def try_acquire(self, capacity: int, window: float) -> float:
-        """Take a slot and return 0, or return the seconds until one frees up."""
+    def try_acquire(self, capacity: int, window: float, count: int) -> tuple[int, float]:
+        """Take up to `count` free slots: (slots taken, 0), or (0, seconds until one frees up)."""
         raise NotImplementedError
 
-    def acquire(self, rate: float, timeout: float | None = None) -> bool:
+    def acquire(self, rate: float, timeout: float | None = None, count: int = 1) -> int:
         capacity, window = window_for(rate, self.margin)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = self.try_acquire(capacity, window)
-            if wait <= 0:
-                return True
+            taken, wait = self.try_acquire(capacity, window, max(1, count))
+            if taken:
+                return taken
             wait += random.uniform(0, WAKE_JITTER_S)  # noqa: S311 - spreading wake-ups, not security
             if deadline is not None and time.monotonic() + wait > deadline:
-                return False
+                return 0
             time.sleep(wait)
 
 
@@ -71,16 +74,21 @@ _REDIS_SCRIPT = """
 local key = KEYS[1]
 local capacity = tonumber(ARGV[1])
 local window_us = tonumber(ARGV[2])
+local count = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
-if redis.call('ZCARD', key) < capacity then
-  redis.call('ZADD', key, now, ARGV[3])
+local free = capacity - redis.call('ZCARD', key)
+if free > 0 then
+  local taken = math.min(free, count)
+  for i = 1, taken do
+    redis.call('ZADD', key, now, ARGV[3] .. ':' .. i)
+  end
   redis.call('PEXPIRE', key, math.ceil(window_us / 1000) + 1000)
-  return 0
+  return {taken, 0}
 end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return tonumber(oldest[2]) + window_us - now
+return {0, tonumber(oldest[2]) + window_us - now}
 """
 
 
@@ -103,9 +111,11 @@ class RedisRateLimiter(_SlidingWindowLimiter):
             script = self._local.script = client.register_script(_REDIS_SCRIPT)
         return script
 
-    def try_acquire(self, capacity: int, window: float) -> float:
-        wait_us = int(self._script()(keys=[self.key], args=[capacity, int(window * 1_000_000), uuid.uuid4().hex]))
-        return wait_us / 1_000_000
+    def try_acquire(self, capacity: int, window: float, count: int) -> tuple[int, float]:
+        taken, wait_us = self._script()(
+            keys=[self.key], args=[capacity, int(window * 1_000_000), uuid.uuid4().hex, count]
+        )
+        return int(taken), int(wait_us) / 1_000_000
 
 
 class DatabaseRateLimiter(_SlidingWindowLimiter):
@@ -119,7 +129,7 @@ class DatabaseRateLimiter(_SlidingWindowLimiter):
         super().__init__(margin)
         self.key = key
 
-    def try_acquire(self, capacity: int, window: float) -> float:
+    def try_acquire(self, capacity: int, window: float, count: int) -> tuple[int, float]:
         from forecasts.models import SendRateWindow
 
         with transaction.atomic():
@@ -133,11 +143,12 @@ class DatabaseRateLimiter(_SlidingWindowLimiter):
                 row = SendRateWindow.objects.select_for_update().get(key=self.key)
             now = time.time()
             stamps = sorted(stamp for stamp in row.stamps if stamp > now - window)
-            if len(stamps) < capacity:
-                row.stamps = [*stamps, now]
+            taken = min(count, capacity - len(stamps))
+            if taken > 0:
+                row.stamps = [*stamps, *[now] * taken]
                 row.save(update_fields=["stamps"])
-                return 0.0
-            return stamps[len(stamps) - capacity] + window - now
+                return taken, 0.0
+            return 0, stamps[len(stamps) - capacity] + window - now
 
 
 @lru_cache(maxsize=4)

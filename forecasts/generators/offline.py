@@ -134,7 +134,7 @@ TRANSITIONS = (
     "Keep in mind as well that ",
 )
 PROFILE_LEADS = (
-    "As a {sign}, remember this: ",
+    "As {a_sign}, remember this: ",
     "It helps to know your own nature here. ",
     "Your sign's gifts matter now. ",
     "Lean on what {sign} does best. ",
@@ -217,6 +217,11 @@ TIPS = {
 
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def with_article(name: str) -> str:
+    """'an Aries', 'a Leo': the article goes by the sound, and every sign that starts with a vowel starts with one."""
+    return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"
 
 
 def _first_sentences(text: str, count: int) -> str:
@@ -484,7 +489,7 @@ class _Writer:
             )
         profile = self.passage(f"sign-profile-{self.sign}")
         if profile:
-            lead_in = self.pick(PROFILE_LEADS).format(sign=self.sign_name)
+            lead_in = self.pick(PROFILE_LEADS).format(sign=self.sign_name, a_sign=with_article(self.sign_name))
             closing.append(lead_in + _first_sentences(profile.text, 2))
         closing.append(self.pick(CLOSINGS))
         paragraphs.append(" ".join(closing))

@@ -15,9 +15,12 @@ Public functions: `forecast_for`, `forecasts_for`, `deliveries_dispatch_due`, `d
 """
 
 import logging
+import os
 import random
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial, reduce
@@ -36,7 +39,14 @@ from accounts.scheduling import local_send_instant, next_send_at, zone
 from forecasts.emails import DailyEmailRenderer
 from forecasts.models import Delivery, Forecast
 from forecasts.ratelimit import send_rate_limiter, window_for
-from forecasts.ses import SendError, SendErrorKind, classify_send_error, max_send_rate, reuse_ses_client
+from forecasts.ses import (
+    SendError,
+    SendErrorKind,
+    classify_send_error,
+    is_ses_backend,
+    max_send_rate,
+    reuse_ses_client,
+)
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
@@ -447,36 +457,49 @@ class SendSlots:
         return True
 
 
-def _send_one(connection, message, slots: SendSlots | None, deadline: float) -> _Sent | SendError | None:
-    """Send one message under the shared rate, retrying throttling; None if the time budget ran out."""
-    for attempt in range(THROTTLE_ATTEMPTS):
-        if slots is not None and not slots.take(deadline):
-            return None
-        try:
-            count = connection.send_messages([message])
-        except Exception as exc:
-            error = classify_send_error(exc)
-            if error.kind is SendErrorKind.THROTTLED and attempt + 1 < THROTTLE_ATTEMPTS:
-                pause = _backoff(attempt)
-                if time.monotonic() + pause > deadline:
-                    return None
-                time.sleep(pause)
-                continue
-            return error
-        if not count:
-            return SendError(SendErrorKind.PERMANENT, "The email backend accepted no recipient")
-        # django-ses stores the SES MessageId on the message it sent.
-        return _Sent(str(message.extra_headers.get("message_id", "")))
-    raise AssertionError("unreachable")  # pragma: no cover
+def _send_now(connection, message) -> _Sent | SendError:
+    """One send call (on a send thread): the SES message id, or what went wrong."""
+    try:
+        count = connection.send_messages([message])
+    except Exception as exc:
+        return classify_send_error(exc)
+    if not count:
+        return SendError(SendErrorKind.PERMANENT, "The email backend accepted no recipient")
+    # django-ses stores the SES MessageId on the message it sent.
+    return _Sent(str(message.extra_headers.get("message_id", "")))
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _send_pool(size: int) -> ThreadPoolExecutor:
+    """This process's send threads (a forked worker child makes its own)."""
+    key = (os.getpid(), size)
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ses-send")
+    return _pools[key]
+
+
+@dataclass
+class _InFlight:
+    """An email handed to a send thread, and its answer to come."""
+
+    delivery: Delivery
+    forecast: Forecast
+    message: object
+    future: Future
+    attempt: int = 0
 
 
 class _Sender:
-    """One batch's sending kit: one open email connection, one renderer, the forecasts seen."""
+    """One batch's sending kit: one open email connection, one renderer, the forecasts seen,
+    and up to SEND_CONCURRENCY emails in flight at once."""
 
     def __init__(self, connection=None) -> None:
         self.connection = connection
         self.renderer = DailyEmailRenderer()
         self.slots: SendSlots | None = None
+        self.concurrency = 1
         self._forecasts: dict[tuple[date, str], Forecast | None] = {}
         self._open = False
 
@@ -487,7 +510,19 @@ class _Sender:
             self.connection.open()
             rate = max_send_rate(self.connection)
             self.slots = SendSlots(send_rate_limiter(), rate) if rate else None
+            # SES calls wait on the network, so a few at once keep one worker busy. django-ses
+            # shares one thread-safe boto3 client; other backends send one at a time.
+            if is_ses_backend(self.connection):
+                self.concurrency = max(1, settings.SEND_CONCURRENCY)
             self._open = True
+
+    def submit(self, message) -> Future:
+        """Send on a send thread; in this thread when sending one at a time."""
+        if self.concurrency > 1:
+            return _send_pool(self.concurrency).submit(_send_now, self.connection, message)
+        future: Future = Future()
+        future.set_result(_send_now(self.connection, message))
+        return future
 
     def close(self) -> None:
         if self._open:
@@ -591,49 +626,138 @@ def _send_claimed(
         logger.exception("Could not open the email connection")
         results.requeue(queue, f"Could not start sending: {type(exc).__name__}: {exc}")
         return DeliveriesRetryLater(str(exc)), []
-    paused = "Sending paused: the batch's time budget was used up; continued in a new task"
-    for index, (delivery, forecast) in enumerate(ready):
-        if time.monotonic() > deadline:
-            results.requeue(queue[index:], paused)
-            return None, [d.pk for d in queue[index:]]
-        try:
-            message = sender.renderer.message(delivery.subscription, forecast, delivery)
-        except Exception as exc:
-            logger.exception("Delivery %s could not be rendered", delivery.pk)
-            results.failed(delivery, f"The email could not be rendered: {type(exc).__name__}: {exc}")
-            continue
-        try:
-            outcome = _send_one(sender.connection, message, sender.slots, deadline)
-        except Exception as exc:
-            # Raised outside the send call itself (the rate limiter's store, a time limit while
-            # waiting): this email did not go out, so it and the rest go back to the queue.
-            results.requeue(queue[index:], f"Interrupted before sending: {type(exc).__name__}: {exc}")
-            if isinstance(exc, SoftTimeLimitExceeded):
-                raise
-            return DeliveriesRetryLater(str(exc)), []
-        if outcome is None:
-            results.requeue(queue[index:], paused)
-            return None, [d.pk for d in queue[index:]]
-        if isinstance(outcome, _Sent):
-            results.sent(delivery, forecast, outcome.message_id)
-        elif outcome.kind is SendErrorKind.PERMANENT:
-            results.failed(delivery, outcome.reason)
-        elif outcome.kind is SendErrorKind.UNKNOWN_OUTCOME:
-            results.unknown(delivery, outcome.reason + " Not resent automatically, to never mail twice.")
-            results.requeue(queue[index + 1 :], f"Put back after an uncertain send: {outcome.reason}")
-            return DeliveriesRetryLater(outcome.reason), []
-        elif outcome.kind is SendErrorKind.ACCOUNT:
-            # Nothing can be sent until SES allows it again; requeue_stale tries again later.
-            results.requeue(queue[index:], f"SES refuses to send for now: {outcome.reason}")
-            return _AccountPaused(outcome.reason), []
-        elif outcome.kind is SendErrorKind.THROTTLED:
-            results.requeue(queue[index:], f"Throttled by SES, retrying: {outcome.reason}")
-            return DeliveriesThrottled(outcome.reason), []
-        else:
-            results.requeue(queue[index:], f"Temporary error, retrying: {outcome.reason}")
-            return DeliveriesRetryLater(outcome.reason), []
-        results.flush()
-    return None, []
+    return _send_ready(deque(ready), results, sender, deadline)
+
+
+PAUSED = "Sending paused: the batch's time budget was used up; continued in a new task"
+
+
+@dataclass
+class _Stop:
+    """Why a batch stops sending: the reason given to what goes back to the queue, the error for
+    the task to retry on, and whether the rest is handed to a new task right away."""
+
+    reason: str
+    error: DeliveriesRetryLater | None = None
+    continue_now: bool = False
+
+
+def _send_ready(
+    waiting: deque, results: _Results, sender: _Sender, deadline: float
+) -> tuple[DeliveriesRetryLater | None, list[int]]:
+    """Render, take a slot of the shared rate and hand each email to a send thread, keeping up to
+    `sender.concurrency` in flight; record each answer as it comes.
+
+    When sending cannot go on, nothing more is handed over; what is in flight is waited for and
+    recorded, and only emails never handed over go back to the queue: an email a thread may be
+    sending is never put back, so it can never be sent twice.
+    """
+    in_flight: deque[_InFlight] = deque()
+    stop: _Stop | None = None
+    requeued_now: list[Delivery] = []
+    try:
+        while waiting or in_flight:
+            answered = None  # taken off in_flight with its answer, not yet recorded
+            try:
+                if waiting and stop is None and len(in_flight) < sender.concurrency:
+                    stop = _hand_over(waiting, in_flight, results, sender, deadline)
+                    continue
+                if not in_flight:
+                    break
+                outcome = in_flight[0].future.result()
+                answered = in_flight.popleft()
+                stop = _record(answered, outcome, in_flight, results, sender, deadline, stop, requeued_now)
+            except Exception as exc:
+                # Raised outside the send call itself (the rate limiter's store, a time limit
+                # while waiting): stop handing over; an email whose answer was a throttle being
+                # retried was not sent, so it goes back to the queue with the rest.
+                stop = stop or _Stop(
+                    f"Interrupted before sending: {type(exc).__name__}: {exc}", DeliveriesRetryLater(str(exc))
+                )
+                if answered is not None and not any(item is answered for item in in_flight):
+                    results.requeue([answered.delivery], stop.reason)
+                if isinstance(exc, SoftTimeLimitExceeded):
+                    raise
+            results.flush()
+    finally:
+        # Only after a time limit: wait for what the send threads hold, and record it.
+        draining = stop or _Stop(PAUSED)
+        while in_flight:
+            outcome = in_flight[0].future.result()
+            _record(in_flight.popleft(), outcome, in_flight, results, sender, deadline, draining, requeued_now)
+        rest = [delivery for delivery, _ in waiting]
+        if rest:
+            results.requeue(rest, draining.reason)
+    if stop is None:
+        return None, []
+    if stop.continue_now:
+        return None, [d.pk for d in requeued_now + rest]
+    return stop.error, []
+
+
+def _hand_over(waiting: deque, in_flight: deque, results: _Results, sender: _Sender, deadline: float) -> _Stop | None:
+    """Render the next email, take its slot and hand it to a send thread; a _Stop if it cannot go."""
+    delivery, forecast = waiting[0]
+    if time.monotonic() > deadline:
+        return _Stop(PAUSED, continue_now=True)
+    try:
+        message = sender.renderer.message(delivery.subscription, forecast, delivery)
+    except Exception as exc:
+        logger.exception("Delivery %s could not be rendered", delivery.pk)
+        waiting.popleft()
+        results.failed(delivery, f"The email could not be rendered: {type(exc).__name__}: {exc}")
+        return None
+    if sender.slots is not None and not sender.slots.take(deadline):
+        return _Stop(PAUSED, continue_now=True)
+    waiting.popleft()
+    in_flight.append(_InFlight(delivery, forecast, message, sender.submit(message)))
+    return None
+
+
+def _record(
+    item: _InFlight,
+    outcome: _Sent | SendError,
+    in_flight: deque,
+    results: _Results,
+    sender: _Sender,
+    deadline: float,
+    stop: _Stop | None,
+    requeued_now: list[Delivery],
+) -> _Stop | None:
+    """Record one answer from SES; throttling is retried (with backoff, under the shared rate)
+    while the batch goes on. Returns the batch's _Stop, if it has to stop now or had to already."""
+    delivery = item.delivery
+    if isinstance(outcome, _Sent):
+        results.sent(delivery, item.forecast, outcome.message_id)
+        return stop
+    if outcome.kind is SendErrorKind.PERMANENT:
+        results.failed(delivery, outcome.reason)
+        return stop
+    if outcome.kind is SendErrorKind.UNKNOWN_OUTCOME:
+        results.unknown(delivery, outcome.reason + " Not resent automatically, to never mail twice.")
+        reason = f"Put back after an uncertain send: {outcome.reason}"
+        return stop or _Stop(reason, DeliveriesRetryLater(outcome.reason))
+    if outcome.kind is SendErrorKind.THROTTLED and stop is None and item.attempt + 1 < THROTTLE_ATTEMPTS:
+        pause = _backoff(item.attempt)
+        if time.monotonic() + pause <= deadline:
+            time.sleep(pause)
+            if sender.slots is None or sender.slots.take(deadline):
+                item.attempt += 1
+                item.future = sender.submit(item.message)
+                in_flight.append(item)
+                return None
+        results.requeue([delivery], PAUSED)
+        requeued_now.append(delivery)
+        return _Stop(PAUSED, continue_now=True)
+    if outcome.kind is SendErrorKind.ACCOUNT:
+        # Nothing can be sent until SES allows it again; requeue_stale tries again later.
+        reason, error = f"SES refuses to send for now: {outcome.reason}", _AccountPaused(outcome.reason)
+    elif outcome.kind is SendErrorKind.THROTTLED:
+        reason, error = f"Throttled by SES, retrying: {outcome.reason}", DeliveriesThrottled(outcome.reason)
+    else:
+        reason, error = f"Temporary error, retrying: {outcome.reason}", DeliveriesRetryLater(outcome.reason)
+    results.requeue([delivery], reason)
+    return stop or _Stop(reason, error)
 
 
 # --- stale, stuck, resend ---------------------------------------------------------------------

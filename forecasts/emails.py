@@ -501,6 +501,7 @@ class DailyEmailRenderer:
         self._parts: dict[object, ForecastParts] = {}
         self._time_labels: dict[tuple[object, str], dict[str, str]] = {}
         self._domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+        self._preferences_url = preferences_url()
 
     def parts(self, forecast: Forecast) -> ForecastParts:
         key = forecast.pk or id(forecast)
@@ -532,7 +533,7 @@ class DailyEmailRenderer:
             "time_zone": subscription.time_zone,
             "delivery_time": subscription.delivery_time.strftime("%H:%M"),
             "web_url": web_url,
-            "unsubscribe_url": unsubscribe or preferences_url(),
+            "unsubscribe_url": unsubscribe or self._preferences_url,
             **self.time_labels(parts, subscription.time_zone),
         }
         topics = set(subscription.topics or []) & parts.topics

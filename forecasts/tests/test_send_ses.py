@@ -95,20 +95,45 @@ def test_throttling_is_retried_under_the_shared_rate_until_everything_is_sent(si
     assert sink.max_in_window(1.0, accepted_only=False) <= 20
 
 
-def test_a_server_error_puts_the_batch_back_in_the_queue_for_a_retry(sink):
-    ids = dispatched(3)
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_server_error_puts_the_batch_back_in_the_queue_for_a_retry(sink, settings, concurrency):
+    settings.SEND_CONCURRENCY = concurrency
+    ids = dispatched(6)
     sink.fail_next(1, status=500, code="InternalFailure")
 
     with pytest.raises(DeliveriesRetryLater):
         deliveries_send(ids)
-    assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
-    assert "InternalFailure" in Delivery.objects.get(pk=ids[0]).error
+    # Emails already in flight when the error came back were sent and recorded; nothing more
+    # was handed over, and the rest is back in the queue with the reason.
+    queued = Delivery.objects.filter(status="queued")
+    sent_at_once = Delivery.objects.filter(status="sent").count()
+    assert queued.count() + sent_at_once == 6 and queued.count() >= 1
+    if concurrency == 1:
+        assert sent_at_once == 0  # the first call failed: nothing else was tried
+    assert all("InternalFailure" in delivery.error for delivery in queued)
+    assert len(sink.messages) == sent_at_once
 
-    assert deliveries_send(ids).sent == 3
-    assert len(sink.messages) == 3
+    assert deliveries_send(ids).sent == 6 - sent_at_once
+    assert len(sink.messages) == 6 and len({m.to for m in sink.messages}) == 6
 
 
-def test_no_answer_after_sending_is_unknown_and_never_resent(sink, settings):
+def test_a_worker_keeps_several_ses_calls_in_flight_but_never_more_than_its_concurrency(sink, settings):
+    settings.SEND_CONCURRENCY = 3
+    sink.latency = 0.2  # SES answering slowly: the calls overlap
+    ids = dispatched(12)
+    assert deliveries_send(ids[:9]).sent == 9
+    assert sink.most_in_progress == 3
+    assert len({m.to for m in sink.messages}) == 9
+
+    settings.SEND_CONCURRENCY = 1
+    sink.clear()
+    assert deliveries_send(ids[9:]).sent == 3
+    assert sink.most_in_progress == 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_no_answer_after_sending_is_unknown_and_never_resent(sink, settings, concurrency):
+    settings.SEND_CONCURRENCY = concurrency
     settings.AWS_SES_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=0.5)
     sink.latency = 1.0  # SES accepts, but the answer comes too late
     ids = dispatched(2)
@@ -118,10 +143,14 @@ def test_no_answer_after_sending_is_unknown_and_never_resent(sink, settings):
     sink.latency = 0
     first, second = Delivery.objects.filter(id__in=ids).order_by("id")
     assert first.status == Delivery.Status.UNKNOWN and "Not resent automatically" in first.error
-    assert second.status == Delivery.Status.QUEUED
-
-    assert deliveries_send(ids).sent == 1
-    # The reader of the unknown one got exactly one email (the one SES accepted).
+    if concurrency == 1:
+        assert second.status == Delivery.Status.QUEUED  # never handed over: safe to send
+        assert deliveries_send(ids).sent == 1
+    else:
+        # Both were in flight together: both uncertain, neither is put back.
+        assert second.status == Delivery.Status.UNKNOWN
+        assert deliveries_send(ids).sent == 0
+    # Every reader got exactly one email (the one SES accepted).
     recipients = [m.to[0] for m in sink.messages]
     assert sorted(recipients) == sorted(set(recipients))
     assert len(recipients) == 2

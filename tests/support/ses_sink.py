@@ -16,7 +16,8 @@ Fault injection, for tests and benchmarks:
 - `enforce_rate=True`: like SES, answer Throttling to any call beyond MaxSendRate in the last second;
 - `reject(*addresses)`: those recipients get 400 MessageRejected;
 - `fail_next(n, status, code)`: the next n SendEmail calls get that error (e.g. 500 InternalFailure);
-- `latency`: seconds to wait before answering (the arrival time is recorded first).
+- `latency`: seconds to wait before answering (the arrival time is recorded first);
+  `most_in_progress` says how many SendEmail calls were being answered at once, at most.
 Every call is recorded in `calls` (arrival time, status, error code, recipients); every accepted
 message in `messages` (message id, arrival time, sender, recipients, raw bytes, parsed email).
 Signatures are not checked: any dummy credentials do.
@@ -131,9 +132,13 @@ class _Handler(BaseHTTPRequestHandler):
             sink._record(SinkCall(arrived, f"POST {self.path}", 404, "NotFoundException"))
             self._error(404, "NotFoundException", "No such resource.")
             return
-        status, payload, error = sink._send_email(arrived, body)
-        if sink.latency:
-            time.sleep(sink.latency)
+        sink._begin()
+        try:
+            status, payload, error = sink._send_email(arrived, body)
+            if sink.latency:
+                time.sleep(sink.latency)
+        finally:
+            sink._end()
         if error:
             self._error(status, error, payload["message"])
         else:
@@ -187,6 +192,8 @@ class SesSink:
         self._failures: deque[tuple[int, str, str]] = deque()
         self._recent: deque[float] = deque()
         self._arrived = threading.Condition(self._lock)
+        self._in_progress = 0
+        self.most_in_progress = 0  # the most SendEmail calls being answered at one time
         self._server = _Server((host, port), self)
         self._thread: threading.Thread | None = None
 
@@ -241,6 +248,7 @@ class SesSink:
             self._calls.clear()
             self._messages.clear()
             self._recent.clear()
+            self.most_in_progress = 0
 
     # --- what happened -------------------------------------------------------------------------
     @property
@@ -281,6 +289,15 @@ class SesSink:
         return best
 
     # --- the API -------------------------------------------------------------------------------
+    def _begin(self) -> None:
+        with self._lock:
+            self._in_progress += 1
+            self.most_in_progress = max(self.most_in_progress, self._in_progress)
+
+    def _end(self) -> None:
+        with self._lock:
+            self._in_progress -= 1
+
     def _record(self, call: SinkCall) -> None:
         with self._lock:
             self._calls.append(call)

@@ -1,6 +1,7 @@
 from datetime import date, timedelta
 from urllib.parse import quote_plus
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -11,7 +12,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from forecasts.delivery import RESENDABLE, deliveries_resend, deliveries_run_report
-from forecasts.models import Delivery, SesEvent
+from forecasts.heartbeats import heartbeat_problem
+from forecasts.models import Delivery, SesEvent, WorkerHeartbeat
 
 
 @admin.register(Delivery)
@@ -133,6 +135,25 @@ class SesEventAdmin(admin.ModelAdmin):
             return "—"
         url = reverse("admin:forecasts_delivery_change", args=[event.delivery_id])
         return format_html('<a href="{}">#{}</a>', url, event.delivery_id)
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    """Which Celery workers are alive: each one writes its own row (see forecasts/heartbeats.py)."""
+
+    list_display = ["hostname", "beat_at", "alive"]
+    search_fields = ["hostname"]
+    readonly_fields = ["hostname", "beat_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # written by the workers only
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="alive")
+    def alive(self, heartbeat: WorkerHeartbeat) -> bool:
+        return heartbeat_problem(heartbeat.beat_at, timezone.now(), settings.WORKER_HEARTBEAT_SECONDS) is None
 
 
 # The knowledge base and the forecasts are registered by forecasts/admin_forecasts.py.

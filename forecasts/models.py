@@ -177,3 +177,16 @@ class SendRateWindow(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class WorkerHeartbeat(models.Model):
+    """When each Celery worker last said it was alive: written by the worker, read by /healthz."""
+
+    hostname = models.CharField(max_length=255, unique=True, help_text="The worker's node name, e.g. celery@host.")
+    beat_at = models.DateTimeField(help_text="Its latest heartbeat (the worker's clock).")
+
+    class Meta:
+        ordering = ["-beat_at"]
+
+    def __str__(self) -> str:
+        return self.hostname

@@ -1,12 +1,16 @@
 """The Celery app: settings come from Django settings under the CELERY_ namespace."""
 
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
+from django.db import DatabaseError, connection
 
 from horoscope_site.entrypoints import exit_on_config_error
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "horoscope_site.settings")
+
+logger = logging.getLogger(__name__)
 
 app = Celery("horoscope_site")
 with exit_on_config_error():
@@ -16,6 +20,53 @@ with exit_on_config_error():
 
     settings.INSTALLED_APPS  # noqa: B018
 app.autodiscover_tasks()
+
+
+class DatabaseHeartbeat(bootsteps.StartStopStep):
+    """Record in the database that this worker is alive: at once, then every WORKER_HEARTBEAT_SECONDS.
+
+    /healthz reads it (forecasts/heartbeats.py); Celery's own heartbeats are events sent over the
+    broker, which the web would have to consume. A step of the consumer, started once tasks are
+    consumed: its beats stop while the worker has lost the broker and resume when it reconnects.
+    Not a beat task: beat may be down while workers are fine, and a task waits behind the queue.
+    """
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self.tref = None
+
+    def start(self, c):
+        # At once, so a freshly started worker counts as alive without waiting an interval.
+        self.beat(c.hostname, starting=True)
+        self.tref = c.timer.call_repeatedly(settings.WORKER_HEARTBEAT_SECONDS, self.beat, (c.hostname,), priority=10)
+
+    def stop(self, c):
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+    shutdown = stop
+
+    def beat(self, hostname: str, starting: bool = False) -> None:
+        # Imported here: this module is loaded before Django's apps are ready.
+        from forecasts.heartbeats import heartbeat_record, heartbeats_forget_gone
+
+        try:
+            if starting:
+                heartbeats_forget_gone()
+            heartbeat_record(hostname)
+        except DatabaseError as exc:
+            # The worker carries on; /healthz sees the heartbeat's age and says so.
+            logger.warning("worker heartbeat not recorded: %s: %s", type(exc).__name__, exc)
+        finally:
+            # No connection is kept between beats: one dropped by the server would stay broken
+            # in this process, where nothing runs Django's close_old_connections.
+            connection.close()
+
+
+app.steps["consumer"].add(DatabaseHeartbeat)
 
 
 @app.task(name="horoscope_site.ping_task")

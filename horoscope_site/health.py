@@ -1,14 +1,20 @@
-"""/healthz: is the database reachable, the broker reachable, and a worker answering?"""
+"""/healthz: is the database reachable, the broker reachable, and a worker alive?
 
+A worker is alive when its heartbeat in the database is recent (forecasts/heartbeats.py), which
+works on every broker: a broadcast ping would need fanout, which SQS does not carry.
+"""
+
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from forecasts.heartbeats import heartbeat_latest, heartbeat_problem
 from horoscope_site.celery import app as celery_app
 
 BROKER_TIMEOUT_S = 2.0
-WORKER_PING_TIMEOUT_S = 1.5
 
 
 def check_database() -> str | None:
@@ -32,12 +38,10 @@ def check_broker() -> str | None:
 
 def check_worker() -> str | None:
     try:
-        replies = celery_app.control.ping(timeout=WORKER_PING_TIMEOUT_S)
+        latest = heartbeat_latest()
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
-    if not replies:
-        return f"no worker answered a ping within {WORKER_PING_TIMEOUT_S} s"
-    return None
+    return heartbeat_problem(latest, timezone.now(), settings.WORKER_HEARTBEAT_SECONDS)
 
 
 @never_cache
@@ -46,8 +50,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """200 when database, broker and a worker are all up, else 503 naming what is down."""
     database = check_database()
     broker = check_broker()
-    # Without a broker no worker can answer; say so instead of waiting for a ping.
-    worker = check_worker() if broker is None else "broker is down"
+    # Heartbeats live in the database; and without a broker no worker can receive a task,
+    # however recent its heartbeat.
+    if database is not None:
+        worker = "database is down"
+    elif broker is not None:
+        worker = "broker is down"
+    else:
+        worker = check_worker()
     checks = {
         name: {"ok": error is None, **({"error": error} if error else {})}
         for name, error in (("database", database), ("broker", broker), ("worker", worker))

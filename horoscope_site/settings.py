@@ -255,6 +255,10 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Each worker records a heartbeat in the database this often; /healthz wants one from the last
+# three intervals (see forecasts/heartbeats.py).
+WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=30)
+require(WORKER_HEARTBEAT_SECONDS > 0, "WORKER_HEARTBEAT_SECONDS must be a positive number of seconds")
 
 REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {

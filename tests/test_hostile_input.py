@@ -224,7 +224,7 @@ def route_path(route: Route, values: dict[str, str] | None = None) -> str:
 
 ROUTES = all_routes()
 PARAM_ROUTES = [route for route in ROUTES if route.params]
-# /healthz reads no input and waits on the broker and a worker ping: swept only for CSRF.
+# /healthz reads no input and waits on the broker: swept only for CSRF.
 PAGE_ROUTES = [route for route in ROUTES if route.name != "healthz"]
 
 

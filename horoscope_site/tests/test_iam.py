@@ -4,8 +4,8 @@ The calls are gathered three ways:
 - statically, from the project's Python files: boto3/botocore client creations and the API
   methods called on those clients (snake_case method -> operation -> IAM action);
 - LIBRARY_CALLS: the calls libraries make for us, kept in this one place with where each comes from;
-- dynamically: the secrets loader, django-ses and kombu's SQS transport run against a moto server
-  that records every operation it serves, which must all be in the gathered list.
+- dynamically: the secrets loader, django-ses, kombu's SQS transport and /healthz run against a
+  moto server that records every operation it serves, which must all be in the gathered list.
 """
 
 from __future__ import annotations
@@ -27,15 +27,16 @@ from botocore import xform_name
 from moto.core.responses import BaseResponse
 from moto.server import ThreadedMotoServer
 
+from forecasts.heartbeats import heartbeat_record
 from horoscope_site import secrets as app_secrets
 from horoscope_site.config import celery_broker_options
 from tests.support.servers import REPO_ROOT
+from tests.support.workers import tasks_sent_to
 
 POLICY_DIR = REPO_ROOT / "deploy" / "iam"
 ROLES = ("web", "worker")
 BOTH = frozenset(ROLES)
 WORKER = frozenset({"worker"})
-WEB = frozenset({"web"})
 
 # Folders whose code never runs under the web or worker role.
 NOT_DEPLOYED = {".venv", "node_modules", "tests", "test-artifacts", "var", "benchmarks", "migrations", ".git"}
@@ -60,9 +61,6 @@ LIBRARY_CALLS: list[tuple[str, frozenset[str], str]] = [
     ("sqs:ReceiveMessage", WORKER, "kombu AsyncSQSConnection.receive_message: consuming tasks"),
     ("sqs:DeleteMessage", WORKER, "kombu SQS Channel.basic_ack (acks_late: after the task ran)"),
     ("sqs:ChangeMessageVisibility", WORKER, "kombu SQS Channel.basic_reject(requeue) / retry backoff"),
-    # /healthz pings workers through a Celery pidbox reply queue: create, read, delete it.
-    ("sqs:ReceiveMessage", WEB, "kombu pidbox reply queue read by celery control.ping in horoscope_site/health.py"),
-    ("sqs:DeleteQueue", WEB, "kombu deletes the auto-delete pidbox reply queue after control.ping"),
 ]
 
 # Attributes that hold a boto3 client made inside a library.
@@ -347,12 +345,6 @@ def test_every_statement_is_scoped_to_our_resources(role, tmp_path):
         assert statement["Condition"]["StringEquals"]["ses:FromAddress"], "sending must be tied to our sender"
 
 
-def test_pidbox_permissions_of_the_web_role_cover_reply_queues_only():
-    for action in ("sqs:DeleteQueue", "sqs:ReceiveMessage"):
-        for statement in statements_for(load_policy("web"), action):
-            assert resources(statement) == ["arn:aws:sqs:*:*:horoscope-*-reply-celery-pidbox"]
-
-
 def test_django_ses_makes_no_calls_beyond_send_email(settings):
     # django-ses asks GetAccount itself only when AWS_SES_AUTO_THROTTLE is set.
     assert settings.AWS_SES_AUTO_THROTTLE is None
@@ -488,3 +480,22 @@ def test_kombu_sqs_round_trip_calls_only_what_the_worker_policy_allows(recording
     assert set(recorder.seen) <= worker
     publishing = set(recorder.seen) - {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
     assert publishing <= set(required_actions()["web"])
+
+
+@pytest.mark.django_db
+def test_healthz_on_sqs_calls_only_what_the_web_policy_allows(recording_moto, client, tmp_path):
+    url, recorder = recording_moto
+    options = celery_broker_options("sqs://", tmp_path, environ.Env())
+    heartbeat_record("w1@worker-host")  # the worker's side: a database write, no AWS call
+    recorder.seen.clear()
+    recorder.on = True
+    try:
+        with tasks_sent_to(f"sqs://testing:testing@{url.removeprefix('http://')}", options):
+            response = client.get("/healthz")
+    finally:
+        recorder.on = False
+
+    assert response.status_code == 200, response.json()
+    assert recorder.seen, "the broker check reached the SQS endpoint"
+    # No reply queue to read or delete: the web never consumes from SQS.
+    assert set(recorder.seen) <= set(required_actions()["web"])

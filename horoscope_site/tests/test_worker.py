@@ -1,11 +1,18 @@
-"""A task goes through the embedded (server-less) broker to a real worker process."""
+"""Real worker processes: a task round trip on the embedded broker, and the heartbeat /healthz reads."""
+
+import logging
+from dataclasses import dataclass
 
 import environ
 import pytest
 from celery import Celery
+from moto.server import ThreadedMotoServer
 
+from forecasts.models import WorkerHeartbeat
+from horoscope_site.celery import app as celery_app
 from horoscope_site.config import celery_broker_options
-from tests.support.servers import base_child_env, celery_worker
+from tests.support.servers import base_child_env, celery_worker, database_url, wait_for
+from tests.support.workers import tasks_sent_to
 
 pytestmark = pytest.mark.slow
 
@@ -29,3 +36,66 @@ def test_task_round_trip_through_embedded_broker(tmp_path):
     finally:
         worker.stop()
     assert "ready" in worker.log()
+
+
+@dataclass(frozen=True)
+class Broker:
+    url: str
+    options: dict
+    answers_ping: bool  # carries Celery's broadcast (fanout) messages
+
+
+@pytest.fixture(scope="module")
+def moto_sqs():
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"sqs://testing:testing@{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["filesystem", "redis", "sqs"])
+def broker(request, tmp_path) -> Broker:
+    """The broker of the worker and of this process: its folders under tmp_path when it has any."""
+    if request.param == "filesystem":
+        url = "filesystem://localhost/"
+    elif request.param == "redis":
+        redis_proc = request.getfixturevalue("redis_proc")
+        url = f"redis://{redis_proc.host}:{redis_proc.port}/5"
+    else:
+        url = request.getfixturevalue("moto_sqs")
+    options = celery_broker_options(url, tmp_path / "broker", environ.Env())
+    return Broker(url, options, answers_ping=request.param != "sqs")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_reports_its_heartbeat_and_healthz_counts_it_on_every_broker(broker, tmp_path, client, settings):
+    settings.WORKER_HEARTBEAT_SECONDS = 1
+    env = base_child_env(
+        VAR_DIR=str(tmp_path),
+        CELERY_BROKER_URL=broker.url,
+        DATABASE_URL=database_url(settings.DATABASES["default"]),
+        WORKER_HEARTBEAT_SECONDS="1",
+    )
+    worker = celery_worker(env, tmp_path / "worker.log", name="hb", concurrency=1)
+    try:
+        wait_for(lambda: "ready" in worker.log(), timeout=60, what="the worker to start")
+        # Written as the worker starts: there by the time it says it is ready.
+        first = WorkerHeartbeat.objects.get(hostname__startswith="hb@").beat_at
+        wait_for(
+            lambda: WorkerHeartbeat.objects.get(hostname__startswith="hb@").beat_at > first,
+            timeout=10,
+            what="the next heartbeat",
+        )
+        with tasks_sent_to(broker.url, broker.options):
+            response = client.get("/healthz")
+            pinged = celery_app.control.ping(timeout=2)
+    finally:
+        worker.stop()
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["worker"] == {"ok": True}
+    # What /healthz asked before: SQS carries no broadcast, so a ping is never answered there.
+    assert bool(pinged) is broker.answers_ping
+    assert "heartbeat not recorded" not in worker.log()

@@ -4,10 +4,13 @@ All three send to one local SESv2-compatible sink (tests/support/ses_sink.py, in
 its own, rate enforcement off):
 - the limit: a loop of raw boto3 `sesv2.send_email` calls with one reused client, sending a
   real daily email's bytes (so every variant moves the same payload);
-- the product: N synthetic readers due now -> `deliveries_dispatch_due` -> `deliveries_send`
-  per batch of SEND_BATCH_SIZE, the way a worker runs it (one email connection per batch, the
-  shared rate limiter in Redis, results written to PostgreSQL), in a child process whose peak
-  memory is measured; then again through real Celery worker processes;
+- the product, as it runs: N synthetic readers due now, dispatched, and sent by a real Celery
+  worker as the Procfile starts it (`--concurrency=2`: two processes, Redis broker, the shared
+  rate limiter in Redis, results written to PostgreSQL), timed from dispatch to the last email
+  recorded. The headline ratio is this one;
+- the same in one process: `deliveries_dispatch_due` then `deliveries_send` batch by batch in a
+  child process (no Celery), whose peak memory is measured; with CPython's GIL one process
+  cannot overlap its own CPU with the SES call's, so this is the per-process figure;
 - the naive way: for each reader, every template rendered and its CSS inlined again (a fresh
   DailyEmailRenderer, i.e. render_to_string per reader), then `send_mail(...)` through
   django-ses, which opens a new SES connection per email; on a sample (its rate is what matters).
@@ -356,16 +359,17 @@ def run() -> dict:
         "send_concurrency": settings.SEND_CONCURRENCY,
         "limit_raw_boto3_per_s": support.rounded(limit["per_s"]),
         "limit_runs_per_s": [support.rounded(limit_before["per_s"]), support.rounded(limit_after["per_s"])],
-        "product_end_to_end_per_s": support.rounded(product["per_s"]),
+        "product_worker_per_s": support.rounded(workers["per_s"]),
+        "product_vs_limit": support.rounded(workers["per_s"] / limit["per_s"], 3),
+        "product_vs_naive": support.rounded(workers["per_s"] / naive["per_s"], 1),
+        "product_worker_processes": 2,
+        "product_worker_sent": workers["sent"],
         "naive_send_mail_per_s": support.rounded(naive["per_s"], 2),
         "naive_sample": naive["sent"],
-        "product_vs_limit": support.rounded(product["per_s"] / limit["per_s"], 3),
-        "product_vs_naive": support.rounded(product["per_s"] / naive["per_s"], 1),
-        "product_dispatch_s": support.rounded(product["dispatch_s"], 2),
-        "product_send_s": support.rounded(product["send_s"], 2),
-        "workers_2_processes_per_s": support.rounded(workers["per_s"]),
-        "workers_vs_limit": support.rounded(workers["per_s"] / limit["per_s"], 3),
-        "workers_sent": workers["sent"],
+        "one_process_per_s": support.rounded(product["per_s"]),
+        "one_process_vs_limit": support.rounded(product["per_s"] / limit["per_s"], 3),
+        "one_process_dispatch_s": support.rounded(product["dispatch_s"], 2),
+        "one_process_send_s": support.rounded(product["send_s"], 2),
         "worker_peak_rss_mib": support.rounded(workers["worker_peak_rss_mib"] or 0),
         "forecasts_prepare_s": support.rounded(prepare_s, 2),
     }
@@ -377,14 +381,14 @@ def run() -> dict:
         figures[f"sender_peak_rss_mib_at_{count}"] = support.rounded(result["peak_rss_mib"])
         figures[f"sender_rss_before_send_mib_at_{count}"] = support.rounded(result["rss_before_send_mib"])
         if count != n:
-            figures[f"product_end_to_end_per_s_at_{count}"] = support.rounded(result["per_s"])
-            figures[f"product_vs_limit_at_{count}"] = support.rounded(result["per_s"] / limit["per_s"], 3)
+            figures[f"one_process_per_s_at_{count}"] = support.rounded(result["per_s"])
+            figures[f"one_process_vs_limit_at_{count}"] = support.rounded(result["per_s"] / limit["per_s"], 3)
     if 10_000 in memory_runs and FULL_N in memory_runs:
         low, high = memory_runs[10_000]["peak_rss_mib"], memory_runs[FULL_N]["peak_rss_mib"]
         figures["sender_peak_rss_growth_10k_to_100k"] = support.rounded(high / low - 1, 3)
         figures["memory_flat"] = high / low - 1 <= MEMORY_FLAT_WITHIN
-    figures["meets_vs_limit"] = product["per_s"] / limit["per_s"] >= TARGET_VS_LIMIT
-    figures["meets_vs_naive"] = product["per_s"] / naive["per_s"] >= TARGET_VS_NAIVE
+    figures["meets_vs_limit"] = workers["per_s"] / limit["per_s"] >= TARGET_VS_LIMIT
+    figures["meets_vs_naive"] = workers["per_s"] / naive["per_s"] >= TARGET_VS_NAIVE
     return figures
 
 

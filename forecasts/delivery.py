@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from accounts.models import Subscription
 from accounts.scheduling import local_send_instant, next_send_at, zone
-from forecasts.emails import DailyEmailRenderer
+from forecasts.emails import DailyEmailRenderer, send_parts_cache
 from forecasts.models import Delivery, Forecast
 from forecasts.ratelimit import send_rate_limiter, window_for
 from forecasts.ses import (
@@ -394,6 +394,18 @@ class _Results:
         self.flushed_at = time.monotonic()
 
 
+# What sending reads and writes: loading only these keeps the claim cheap (timestamps are
+# the costliest columns to load, and a reader's row has many).
+SEND_FIELDS = (
+    *_Results.FIELDS,
+    "subscription",
+    "local_date",
+    "attempts",
+    "subscription__user__email",
+    *(f"subscription__{name}" for name in ("sign", "time_zone", "delivery_time", "topics", "status")),
+)
+
+
 def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
     """queued -> sending for the ids no other worker has; returns those deliveries, with their readers."""
     now = timezone.now()
@@ -401,6 +413,7 @@ def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
         deliveries = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("subscription__user")
+            .only(*SEND_FIELDS)
             .filter(id__in=list(delivery_ids), status=Delivery.Status.QUEUED)
             .order_by("id")
         )
@@ -497,7 +510,7 @@ class _Sender:
 
     def __init__(self, connection=None) -> None:
         self.connection = connection
-        self.renderer = DailyEmailRenderer()
+        self.renderer = DailyEmailRenderer(cache=send_parts_cache)
         self.slots: SendSlots | None = None
         self.concurrency = 1
         self._forecasts: dict[tuple[date, str], Forecast | None] = {}

@@ -12,7 +12,8 @@ import email.message
 import html
 import logging
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from email.utils import formatdate
@@ -242,6 +243,7 @@ class ForecastParts:
     text_pieces: tuple = ()
     html_pieces: tuple = ()
     mime: "MimeTemplate | None" = None
+    labels_by_zone: dict[str, dict[str, str]] = field(default_factory=dict)  # filled as readers come
 
 
 def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> ForecastParts:
@@ -493,28 +495,67 @@ class PrebuiltEmail(EmailMultiAlternatives):
         return SerialisedMessage(self.raw)
 
 
-class DailyEmailRenderer:
-    """Builds daily emails; keeps each forecast's shared parts for its own lifetime (one send batch)."""
+class ForecastPartsCache:
+    """Rendered forecasts, the least recently used dropped beyond `size` (None: no limit).
 
-    def __init__(self, subject_prefix: str = "") -> None:
+    Keyed by what rendering reads besides the templates: the forecast as last saved
+    (updated_at, so an edit renders again), the subject prefix and the settings written into
+    every email. Unsaved forecasts (previews) are rendered each time.
+    """
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = size
+        self._parts: OrderedDict[tuple, ForecastParts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, forecast: Forecast, subject_prefix: str) -> ForecastParts:
+        if forecast.pk is None:
+            return render_forecast_parts(forecast, subject_prefix)
+        key = (
+            forecast.pk,
+            forecast.updated_at,
+            subject_prefix,
+            settings.SITE_URL,
+            settings.DEFAULT_FROM_EMAIL,
+            repr(settings.AWS_SES_CONFIGURATION_SET),
+        )
+        with self._lock:
+            parts = self._parts.get(key)
+            if parts is not None:
+                self._parts.move_to_end(key)
+                return parts
+        parts = render_forecast_parts(forecast, subject_prefix)
+        with self._lock:
+            self._parts[key] = parts
+            while self.size is not None and len(self._parts) > self.size:
+                self._parts.popitem(last=False)
+        return parts
+
+
+# One per process, for the daily send: a day's readers of one forecast are spread over many
+# send batches, and rendering one (templates, CSS inlining, the wheel) costs as much as
+# sending a few hundred emails. 12 signs x a few local dates in flight fit easily.
+send_parts_cache = ForecastPartsCache(size=64)
+
+
+class DailyEmailRenderer:
+    """Builds daily emails; each forecast's shared parts are rendered once for `cache`'s lifetime
+    (by default this renderer's own)."""
+
+    def __init__(self, subject_prefix: str = "", cache: ForecastPartsCache | None = None) -> None:
         self.subject_prefix = subject_prefix
-        self._parts: dict[object, ForecastParts] = {}
-        self._time_labels: dict[tuple[object, str], dict[str, str]] = {}
+        self.cache = cache if cache is not None else ForecastPartsCache()
         self._domain = urlsplit(settings.SITE_URL).hostname or "localhost"
         self._preferences_url = preferences_url()
 
     def parts(self, forecast: Forecast) -> ForecastParts:
-        key = forecast.pk or id(forecast)
-        if key not in self._parts:
-            self._parts[key] = render_forecast_parts(forecast, self.subject_prefix)
-        return self._parts[key]
+        return self.cache.get(forecast, self.subject_prefix)
 
     def time_labels(self, parts: ForecastParts, time_zone: str) -> dict[str, str]:
         """The [[hz:time:N]] values for readers in `time_zone` (many readers share one zone)."""
-        key = (parts.forecast.pk or id(parts.forecast), time_zone)
-        labels = self._time_labels.get(key)
+        labels = parts.labels_by_zone.get(time_zone)
         if labels is None:
-            labels = self._time_labels[key] = {
+            labels = parts.labels_by_zone[time_zone] = {
                 f"time:{i}": local_time_label(instant, time_zone, parts.forecast.date, in_parentheses)
                 for i, (instant, in_parentheses) in enumerate(parts.times)
             }

@@ -271,9 +271,11 @@ CACHES = {
 
 # The daily send (forecasts/delivery.py).
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=100)  # deliveries per send task
-# SES calls in flight at once per worker process (threads sharing one boto3 client): an SES call
-# is mostly waiting on the network, and each process still never exceeds the shared rate.
-SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=4)
+# SES calls in flight at once per worker process (threads sharing one boto3 client), all under
+# the shared rate. 1 spends the least CPU per email (threads contend for the GIL); raise it when
+# SES answers slowly compared with the CPU an email takes, e.g. 4 for ~20 ms calls
+# (docs/operations.md, "Sending faster").
+SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=1)
 DISPATCH_CHUNK_SIZE = env.int("DISPATCH_CHUNK_SIZE", default=1000)  # subscriptions claimed per transaction
 DELIVERY_STALE_QUEUED_MINUTES = env.int("DELIVERY_STALE_QUEUED_MINUTES", default=10)
 DELIVERY_STUCK_SENDING_MINUTES = env.int("DELIVERY_STUCK_SENDING_MINUTES", default=30)

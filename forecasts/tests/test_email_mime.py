@@ -160,3 +160,16 @@ def test_long_html_lines_are_broken_between_words_never_inside_tags():
     assert body_lines[0].startswith(tag)  # a tag is never split
     assert link in wrapped
     assert re.sub(r"\s+", " ", wrapped) == re.sub(r"\s+", " ", document)  # only spaces became newlines
+
+
+def test_the_send_keeps_a_bounded_number_of_rendered_forecasts():
+    from forecasts.emails import ForecastPartsCache
+
+    cache = ForecastPartsCache(size=2)
+    first, second, third = (ForecastFactory(date=date(2025, 3, day), sign="leo") for day in (9, 10, 11))
+    assert cache.get(first, "") is cache.get(first, "")
+    cache.get(second, "")
+    cache.get(third, "")  # the least recently used (first) goes
+    assert len(cache._parts) == 2
+    assert cache.get(second, "") is cache.get(second, "")
+    assert cache.get(first, "[Test] ").subject.startswith("[Test] ")  # another prefix, rendered apart

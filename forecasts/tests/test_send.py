@@ -113,10 +113,10 @@ def test_readers_who_left_after_dispatch_get_nothing():
     assert cancelled.error == "Not sent: the subscription is unsubscribed"
 
 
-def test_the_html_is_inlined_once_per_forecast_in_a_batch(monkeypatch):
-    ForecastFactory(date=DAY, sign="leo")
+def test_the_html_is_inlined_once_per_forecast_until_the_forecast_changes(monkeypatch):
+    leo = ForecastFactory(date=DAY, sign="leo")
     ForecastFactory(date=DAY, sign="aries")
-    # More than one claim chunk: the renderer's cache lives as long as the batch, not the chunk.
+    # More than one claim chunk, and two batches: the rendered forecast outlives both.
     ids = [d.pk for d in dispatched(23, sign="leo")] + [d.pk for d in dispatched(3, sign="aries")]
     calls = []
     real_inline = emails.inline_css
@@ -126,9 +126,15 @@ def test_the_html_is_inlined_once_per_forecast_in_a_batch(monkeypatch):
         return real_inline(document)
 
     monkeypatch.setattr(emails, "inline_css", counting_inline)
-    assert deliveries_send(ids).sent == 26
+    assert deliveries_send(ids[:20]).sent == 20
+    assert deliveries_send(ids[20:]).sent == 6
     assert len(calls) == 2
     assert len(mail.outbox) == 26
+
+    leo.headline = "An edited headline"
+    leo.save()  # an admin's edit: readers still to come get the new text
+    assert emails.send_parts_cache.get(leo, "").subject.endswith("An edited headline")
+    assert len(calls) == 3
     # Each email is still its reader's own.
     for message in mail.outbox:
         html = message.alternatives[0][0]
@@ -252,3 +258,19 @@ def test_resend_puts_failed_and_unknown_deliveries_back_and_sends_them(django_ca
         [failed.subscription.user.email, unknown.subscription.user.email]
     )
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
+
+
+def test_sending_costs_a_few_queries_per_claim_chunk_never_one_per_email():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ForecastFactory(date=DAY, sign="leo")
+    deliveries = dispatched(80)
+    ids = [d.pk for d in deliveries]
+    with CaptureQueriesContext(connection) as small:
+        assert deliveries_send(ids[:20]).sent == 20
+    with CaptureQueriesContext(connection) as large:
+        assert deliveries_send(ids[20:]).sent == 60
+    # Three times the chunks: at most three times the queries (one more per email would be 40 more).
+    assert len(large) <= 3 * len(small) and len(small) <= 8, (len(small), len(large))
+    assert len(mail.outbox) == 80

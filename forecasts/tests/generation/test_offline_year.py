@@ -1,6 +1,7 @@
 """The offline composer over a whole year: every forecast of every sign is grounded, and varied."""
 
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 from multiprocessing import get_context
@@ -14,6 +15,8 @@ from forecasts.retrieval import LocalIndex
 from forecasts.zodiac import SIGN_SLUGS
 
 YEAR = 2025
+# "a Aries", "A Aquarius": the article before a sign that starts with a vowel.
+WRONG_ARTICLE_RE = re.compile(r"\b[Aa] (?:Aries|Aquarius)\b")
 
 
 def _compose_days(days: list[date]) -> dict:
@@ -22,7 +25,7 @@ def _compose_days(days: list[date]) -> dict:
     by_key = {doc.key: doc for doc in docs}
     index = LocalIndex(docs)
     composer = OfflineComposer()
-    failures, overviews, headlines, passages_used = [], [], set(), set()
+    failures, overviews, headlines, passages_used, wrong_articles = [], [], set(), set(), []
     for day in days:
         for sign in SIGN_SLUGS:
             facts = facts_for(day, sign)
@@ -33,6 +36,8 @@ def _compose_days(days: list[date]) -> dict:
                 failures.append((day.isoformat(), sign, [str(v) for v in violations[:3]]))
             overviews.append(draft.overview)
             headlines.add(draft.headline)
+            text = " ".join([draft.headline, draft.overview, *draft.sections.values()])
+            wrong_articles += WRONG_ARTICLE_RE.findall(text)
             passages_used.update(draft.passages_used)
     return {
         "failures": failures,
@@ -42,6 +47,7 @@ def _compose_days(days: list[date]) -> dict:
         "openings": len({overview.split(". ")[0] for overview in overviews}),
         "headlines": headlines,
         "passages": passages_used,
+        "wrong_articles": wrong_articles,
     }
 
 
@@ -55,6 +61,7 @@ def test_a_whole_year_of_offline_forecasts_is_grounded_for_every_sign():
     assert failures == [], failures[:5]
     # Grounded by construction: the safety net never had to drop a sentence.
     assert sum(result["stripped"] for result in results) == 0
+    assert [wrong for result in results for wrong in result["wrong_articles"]] == []
     assert sum(result["count"] for result in results) == 365 * 12
     # Varied: no two forecasts alike, many openings and headlines, much of the knowledge base used.
     assert sum(result["distinct_overviews"] for result in results) == 365 * 12

@@ -276,8 +276,13 @@ def _worker_run(n: int, prefix: str, sink, env_overrides: dict) -> dict:
         began = time.perf_counter()
         deliveries_dispatch_due(support.utc_now(), enqueue=True, time_budget=600)
         deadline = time.monotonic() + max(120, n / 20)
+        # Watch the sink (a pipe to its process), not the database, while the workers send: a
+        # count over the deliveries every quarter second would take CPU from them. The clock
+        # stops once every email is also recorded as sent.
+        while sink.stats()["accepted"] < n and time.monotonic() < deadline:
+            time.sleep(0.1)
         while _sent_count(prefix) < n and time.monotonic() < deadline:
-            time.sleep(0.25)
+            time.sleep(0.05)
         elapsed = time.perf_counter() - began
         sent = _sent_count(prefix)
         # The prefork pool's children do the sending; their peak resident memory so far.
@@ -318,12 +323,15 @@ def run() -> dict:
         deliveries_dispatch_due(now, enqueue=False)
         _, raw = sample_email()
 
-        # The limit is measured before and after the product's run; the faster of the two counts,
-        # so load from elsewhere on a shared machine cannot flatter the product's ratio.
-        limit_before = send_limit(sink.endpoint_url, raw, n, LIMIT_TIME_LIMIT_S)
+        # The limit and the product take turns, twice each, and each side's faster run counts:
+        # load from elsewhere on a shared machine can then flatter neither side's ratio.
+        limit_runs = [send_limit(sink.endpoint_url, raw, n, LIMIT_TIME_LIMIT_S)]
+        worker_runs = [_worker_run(n, "workers1", sink, overrides)]
         product = _product_in_child(n, "bench", sink, overrides)
-        limit_after = send_limit(sink.endpoint_url, raw, n, LIMIT_TIME_LIMIT_S)
-        limit = max(limit_before, limit_after, key=lambda run: run["per_s"])
+        limit_runs.append(send_limit(sink.endpoint_url, raw, n, LIMIT_TIME_LIMIT_S))
+        worker_runs.append(_worker_run(n, "workers2", sink, overrides))
+        limit = max(limit_runs, key=lambda run: run["per_s"])
+        workers = max(worker_runs, key=lambda run: run["per_s"])
 
         from accounts.models import Subscription
 
@@ -332,8 +340,6 @@ def run() -> dict:
         naive_readers.update(next_send_at=now + timedelta(days=2))  # never picked up by a later dispatch
         readers = list(naive_readers.order_by("id"))
         naive = send_naive(readers, NAIVE_TIME_LIMIT_S)
-
-        workers = _worker_run(n, "workers", sink, overrides)
 
         # Where an email's time goes, from a shorter run with a timer around each stage; one SES
         # call at a time, so the stages add up instead of overlapping.
@@ -358,7 +364,8 @@ def run() -> dict:
         "email_bytes": len(raw),
         "send_concurrency": settings.SEND_CONCURRENCY,
         "limit_raw_boto3_per_s": support.rounded(limit["per_s"]),
-        "limit_runs_per_s": [support.rounded(limit_before["per_s"]), support.rounded(limit_after["per_s"])],
+        "limit_runs_per_s": [support.rounded(run["per_s"]) for run in limit_runs],
+        "product_worker_runs_per_s": [support.rounded(run["per_s"]) for run in worker_runs],
         "product_worker_per_s": support.rounded(workers["per_s"]),
         "product_vs_limit": support.rounded(workers["per_s"] / limit["per_s"], 3),
         "product_vs_naive": support.rounded(workers["per_s"] / naive["per_s"], 1),

@@ -500,8 +500,15 @@ class _InFlight:
     delivery: Delivery
     forecast: Forecast
     message: object
-    future: Future
+    future: Future | None = None  # None: interrupted while being handed over
     attempt: int = 0
+
+
+def _answer(item: _InFlight) -> _Sent | SendError:
+    """SES's answer for an email handed over, waiting for it if need be."""
+    if item.future is None:
+        return SendError(SendErrorKind.UNKNOWN_OUTCOME, "Interrupted while handing the email to SES.")
+    return item.future.result()
 
 
 class _Sender:
@@ -608,8 +615,8 @@ def _send_claimed(
 ) -> tuple[DeliveriesRetryLater | None, list[int]]:
     """Send claimed deliveries in order; returns (an error for the task to retry on, ids paused for a new task).
 
-    When a send cannot go on, this delivery and the ones after it (`queue[index:]`) go back
-    to the queue, except where this one's outcome is already known.
+    Deliveries of readers who left meanwhile are cancelled; those whose forecast is not ready
+    go back to the queue with the reason; the rest go to `_send_ready`.
     """
     active = []
     for delivery in deliveries:
@@ -677,7 +684,7 @@ def _send_ready(
                     continue
                 if not in_flight:
                     break
-                outcome = in_flight[0].future.result()
+                outcome = _answer(in_flight[0])
                 answered = in_flight.popleft()
                 stop = _record(answered, outcome, in_flight, results, sender, deadline, stop, requeued_now)
             except Exception as exc:
@@ -696,7 +703,7 @@ def _send_ready(
         # Only after a time limit: wait for what the send threads hold, and record it.
         draining = stop or _Stop(PAUSED)
         while in_flight:
-            outcome = in_flight[0].future.result()
+            outcome = _answer(in_flight[0])
             _record(in_flight.popleft(), outcome, in_flight, results, sender, deadline, draining, requeued_now)
         rest = [delivery for delivery, _ in waiting]
         if rest:
@@ -723,7 +730,9 @@ def _hand_over(waiting: deque, in_flight: deque, results: _Results, sender: _Sen
     if sender.slots is not None and not sender.slots.take(deadline):
         return _Stop(PAUSED, continue_now=True)
     waiting.popleft()
-    in_flight.append(_InFlight(delivery, forecast, message, sender.submit(message)))
+    item = _InFlight(delivery, forecast, message)
+    in_flight.append(item)  # handed over from here on: never put back in the queue
+    item.future = sender.submit(message)
     return None
 
 
@@ -756,8 +765,9 @@ def _record(
             time.sleep(pause)
             if sender.slots is None or sender.slots.take(deadline):
                 item.attempt += 1
+                item.future = None
+                in_flight.append(item)  # handed over again from here on
                 item.future = sender.submit(item.message)
-                in_flight.append(item)
                 return None
         results.requeue([delivery], PAUSED)
         requeued_now.append(delivery)

@@ -180,9 +180,9 @@ def _time_stages() -> dict[str, float]:
         setattr(owner, name, wrapper)
 
     timed(botocore.client.BaseClient, "_make_api_call", "boto3_send_email_call")
-    timed(django_ses, "get_message_bytes", "mime_message_bytes")
+    timed(django_ses, "get_message_bytes", "mime_bytes_handed_to_django_ses")
     timed(forecasts.emails.DailyEmailRenderer, "message", "render_personalise")
-    timed(forecasts.emails, "render_forecast_parts", "render_forecast_parts_once_per_batch")
+    timed(forecasts.emails, "render_forecast_parts", "render_forecast_once_per_process")
     timed(forecasts.ratelimit.RedisRateLimiter, "acquire", "shared_rate_limiter")
     timed(forecasts.delivery, "_claim", "claim_queued_to_sending")
     timed(forecasts.delivery, "update_rows", "record_results_and_dispatch_updates")

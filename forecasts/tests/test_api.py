@@ -4,7 +4,6 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -15,12 +14,11 @@ import time_machine
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount
 from cryptography.hazmat.primitives import serialization
-from moto.server import ThreadedMotoServer
 
 from accounts.models import Subscription, User
 from forecasts.api import reader_for_claims
 from forecasts.models import Forecast
-from tests.support.servers import free_port
+from tests.support.servers import free_port, moto_server
 
 REGION = "us-east-1"
 PASSWORD = "Correct-Horse-9-Battery"
@@ -30,41 +28,36 @@ URL = "/api/v1/horoscope/today"
 @pytest.fixture(scope="module")
 def cognito():
     """A moto server with two user pools: ours (two app clients) and a stranger's."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    idp = boto3.client("cognito-idp", region_name=REGION, endpoint_url=url)
+    with moto_server() as url:
+        idp = boto3.client("cognito-idp", region_name=REGION, endpoint_url=url)
 
-    def pool_with_client(name):
-        pool_id = idp.create_user_pool(PoolName=name, UsernameAttributes=["email"])["UserPool"]["Id"]
-        return pool_id, new_client(pool_id)
+        def pool_with_client(name):
+            pool_id = idp.create_user_pool(PoolName=name, UsernameAttributes=["email"])["UserPool"]["Id"]
+            return pool_id, new_client(pool_id)
 
-    def new_client(pool_id):
-        return idp.create_user_pool_client(
-            UserPoolId=pool_id,
-            ClientName=f"client-{uuid.uuid4().hex[:6]}",
-            ExplicitAuthFlows=[
-                "ALLOW_USER_PASSWORD_AUTH",
-                "ALLOW_ADMIN_USER_PASSWORD_AUTH",
-                "ALLOW_REFRESH_TOKEN_AUTH",
-            ],
-        )["UserPoolClient"]["ClientId"]
+        def new_client(pool_id):
+            return idp.create_user_pool_client(
+                UserPoolId=pool_id,
+                ClientName=f"client-{uuid.uuid4().hex[:6]}",
+                ExplicitAuthFlows=[
+                    "ALLOW_USER_PASSWORD_AUTH",
+                    "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+                    "ALLOW_REFRESH_TOKEN_AUTH",
+                ],
+            )["UserPoolClient"]["ClientId"]
 
-    pool_id, client_id = pool_with_client("horoscope")
-    other_client_id = new_client(pool_id)
-    stranger_pool_id, stranger_client_id = pool_with_client("someone-else")
-    yield {
-        "url": url,
-        "idp": idp,
-        "pool_id": pool_id,
-        "client_id": client_id,
-        "other_client_id": other_client_id,
-        "stranger_pool_id": stranger_pool_id,
-        "stranger_client_id": stranger_client_id,
-    }
-    server.stop()
+        pool_id, client_id = pool_with_client("horoscope")
+        other_client_id = new_client(pool_id)
+        stranger_pool_id, stranger_client_id = pool_with_client("someone-else")
+        yield {
+            "url": url,
+            "idp": idp,
+            "pool_id": pool_id,
+            "client_id": client_id,
+            "other_client_id": other_client_id,
+            "stranger_pool_id": stranger_pool_id,
+            "stranger_client_id": stranger_client_id,
+        }
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from forecasts.delivery import DeliveriesRetryLater, DeliveriesThrottled, deliveries_dispatch_due, deliveries_send
 from forecasts.models import Delivery
 from forecasts.tests.factories import ForecastFactory, add_readers
-from tests.support.servers import free_port
+from tests.support.servers import moto_server
 from tests.support.ses_sink import SesSink
 
 pytestmark = pytest.mark.django_db
@@ -157,30 +157,25 @@ def test_no_answer_after_sending_is_unknown_and_never_resent(sink, settings, con
 
 
 @pytest.fixture(scope="module")
-def moto_server():
+def moto_ses_url():
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    # moto, like SES, refuses a sender that was not verified first.
-    boto3.client("ses", endpoint_url=url, region_name="us-east-1").verify_email_identity(
-        EmailAddress="horoscope@example.test"
-    )
-    yield url
-    server.stop()
+    with moto_server() as url:
+        # moto, like SES, refuses a sender that was not verified first.
+        boto3.client("ses", endpoint_url=url, region_name="us-east-1").verify_email_identity(
+            EmailAddress="horoscope@example.test"
+        )
+        yield url
 
 
 @pytest.fixture
-def moto_ses(settings, moto_server):
+def moto_ses(settings, moto_ses_url):
     settings.EMAIL_BACKEND = "django_ses.SESBackend"
-    settings.AWS_SES_REGION_ENDPOINT_URL = moto_server
+    settings.AWS_SES_REGION_ENDPOINT_URL = moto_ses_url
     settings.AWS_SES_REGION_NAME = "us-east-1"
     settings.DEFAULT_FROM_EMAIL = "horoscope@example.test"
     settings.SES_MAX_SEND_RATE = 10  # moto does not serve SESv2 GetAccount
-    return moto_server
+    return moto_ses_url
 
 
 def sent_by_moto() -> list:

@@ -25,12 +25,11 @@ import parliament
 import pytest
 from botocore import xform_name
 from moto.core.responses import BaseResponse
-from moto.server import ThreadedMotoServer
 
 from forecasts.heartbeats import heartbeat_record
 from horoscope_site import secrets as app_secrets
 from horoscope_site.config import celery_broker_options
-from tests.support.servers import REPO_ROOT
+from tests.support.servers import REPO_ROOT, moto_server
 from tests.support.workers import tasks_sent_to
 
 POLICY_DIR = REPO_ROOT / "deploy" / "iam"
@@ -376,13 +375,10 @@ def recording_moto():
         return original(self)
 
     BaseResponse.call_action = call_action
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
     try:
-        yield f"http://{host}:{port}", recorder
+        with moto_server() as url:
+            yield url, recorder
     finally:
-        server.stop()
         BaseResponse.call_action = original
 
 

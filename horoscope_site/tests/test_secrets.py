@@ -17,24 +17,19 @@ import time_machine
 from django.test import Client
 from django.urls import path
 from django.views.debug import SafeExceptionReporterFilter
-from moto.server import ThreadedMotoServer
 
 from horoscope_site import secrets as app_secrets
 from horoscope_site.config import ConfigError
 from horoscope_site.security import SecretsCleansingFilter, SecretsMaskingReporter
-from tests.support.servers import REPO_ROOT, base_child_env, free_port
+from tests.support.servers import REPO_ROOT, base_child_env, free_port, moto_server
 
 STARS = SafeExceptionReporterFilter.cleansed_substitute
 
 
 @pytest.fixture(scope="module")
 def moto_url():
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -216,18 +211,12 @@ def test_rotated_key_is_picked_up_after_the_refresh_interval(aws_env, moto_url):
 
 
 def test_secrets_manager_outage_after_startup_keeps_the_last_value(aws_env):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    aws_env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
-    values = dummy_values()
-    aws_env.setenv("APP_SECRETS_ID", create_secret(url, values))
-    aws_env.setenv("SECRETS_REFRESH_INTERVAL", "0")  # ask AWS on every call
-    try:
+    with moto_server() as url:
+        aws_env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+        values = dummy_values()
+        aws_env.setenv("APP_SECRETS_ID", create_secret(url, values))
+        aws_env.setenv("SECRETS_REFRESH_INTERVAL", "0")  # ask AWS on every call
         load(production=True)
-    finally:
-        server.stop()
 
     assert app_secrets.get_secret("PINECONE_API_KEY") == values["PINECONE_API_KEY"]
 

@@ -1,17 +1,15 @@
 """Real worker processes: a task round trip on the embedded broker, and the heartbeat /healthz reads."""
 
-import logging
 from dataclasses import dataclass
 
 import environ
 import pytest
 from celery import Celery
-from moto.server import ThreadedMotoServer
 
 from forecasts.models import WorkerHeartbeat
 from horoscope_site.celery import app as celery_app
 from horoscope_site.config import celery_broker_options
-from tests.support.servers import base_child_env, celery_worker, database_url, wait_for
+from tests.support.servers import base_child_env, celery_worker, database_url, moto_server, wait_for
 from tests.support.workers import tasks_sent_to
 
 pytestmark = pytest.mark.slow
@@ -47,12 +45,8 @@ class Broker:
 
 @pytest.fixture(scope="module")
 def moto_sqs():
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"sqs://testing:testing@{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url.replace("http://", "sqs://testing:testing@")
 
 
 @pytest.fixture(params=["filesystem", "redis", "sqs"])

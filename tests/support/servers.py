@@ -6,6 +6,7 @@ Redis comes from pytest-redis (see conftest.py).
 """
 
 import glob
+import logging
 import os
 import shutil
 import signal
@@ -14,12 +15,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto in server mode on a free loopback port, AWS APIs over HTTP; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 def free_port() -> int:

@@ -11,9 +11,10 @@ from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 from django.utils import timezone
 
-from accounts.models import Subscription, Topic, User
+from accounts.models import Subscription, User, all_topics
 from accounts.scheduling import DEFAULT_DELIVERY_TIME, known_time_zones
 from accounts.signs import sun_sign_options
+from forecasts.topics import TOPIC_CHOICES
 from forecasts.zodiac import SIGN_CHOICES, SIGNS_BY_SLUG
 
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
@@ -146,7 +147,7 @@ class PreferencesForm(PreferenceFields):
     )
     topics = forms.MultipleChoiceField(
         label="Topics",
-        choices=Topic.choices,
+        choices=TOPIC_CHOICES,
         widget=forms.CheckboxSelectMultiple(attrs={"class": "choice-list"}),
         help_text="The parts of life your horoscope covers.",
         error_messages={
@@ -174,7 +175,7 @@ class PreferencesForm(PreferenceFields):
     @classmethod
     def initial_for(cls, subscription: Subscription | None) -> dict:
         if subscription is None:
-            return {"time_zone": "UTC", "delivery_time": DEFAULT_DELIVERY_TIME, "topics": [t.value for t in Topic]}
+            return {"time_zone": "UTC", "delivery_time": DEFAULT_DELIVERY_TIME, "topics": all_topics()}
         return {
             "sign": subscription.sign,
             "birth_date": subscription.birth_date,

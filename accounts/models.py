@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.scheduling import DEFAULT_DELIVERY_TIME, known_time_zones, next_send_at
+from forecasts.topics import TOPICS
 from forecasts.zodiac import SIGN_CHOICES
 
 
@@ -67,16 +68,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.first_name or self.email.split("@")[0]
 
 
-class Topic(models.TextChoices):
-    LOVE = "love", "Love"
-    CAREER = "career", "Career"
-    MONEY = "money", "Money"
-    HEALTH = "health", "Health"
-    GROWTH = "growth", "Growth"
-
-
 def all_topics() -> list[str]:
-    return [topic.value for topic in Topic]
+    """Every topic (forecasts/topics.py): a new subscription's default."""
+    return list(TOPICS)
 
 
 class Subscription(models.Model):

@@ -17,8 +17,8 @@ from forecasts.generation import forecast_regenerate
 from forecasts.grounding import check_forecast
 from forecasts.knowledge import PassageDoc
 from forecasts.models import Forecast, Passage
-from forecasts.prompts import TOPIC_LABELS, TOPICS
 from forecasts.retrieval import RetrievalError, retrieval_backend
+from forecasts.topics import TOPIC_LABELS, TOPICS
 
 MAX_REGENERATE = 12
 

@@ -41,13 +41,13 @@ from forecasts.models import Forecast, Passage
 from forecasts.prompts import (
     PROMPT_VERSION,
     TOPIC_GUIDES,
-    TOPICS,
     body_name,
     facts_with_ids,
     sign_name,
     statable_facts,
 )
 from forecasts.retrieval import PassageIndex, retrieval_backend, search_with_fallback, secret
+from forecasts.topics import TOPICS
 from forecasts.zodiac import SIGN_SLUGS, SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)

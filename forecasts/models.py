@@ -3,6 +3,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import models
 
+from forecasts.topics import TOPIC_LABELS
 from forecasts.zodiac import SIGN_CHOICES
 
 
@@ -91,7 +92,6 @@ class Forecast(models.Model):
 
     def sections_in_order(self, topics: Iterable[str] | None = None) -> list[dict[str, str]]:
         """[{topic, label, text}] of the non-empty sections in the usual topic order; only `topics` when given."""
-        from forecasts.prompts import TOPIC_LABELS
 
         sections = self.sections if isinstance(self.sections, dict) else {}
         wanted = set(topics) if topics is not None else set(TOPIC_LABELS)

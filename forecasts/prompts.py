@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from datetime import date
 
 from forecasts.knowledge import PassageDoc
+from forecasts.topics import TOPICS
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 PROMPT_VERSION = "daily-forecast-v1"
 
-TOPICS: tuple[str, ...] = ("love", "career", "money", "health", "growth")
-TOPIC_LABELS = {"love": "Love", "career": "Career", "money": "Money", "health": "Health", "growth": "Growth"}
 TOPIC_GUIDES = {
     "love": "partners, dating, friendship and family warmth",
     "career": "work, ambitions, colleagues and plans",

@@ -26,13 +26,13 @@ from forecasts.knowledge import PassageDoc
 from forecasts.prompts import (
     TOPIC_BODIES,
     TOPIC_HOUSES,
-    TOPICS,
     body_name,
     house_phrase,
     moon_phase_state,
     sign_name,
     statable_facts,
 )
+from forecasts.topics import TOPICS
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)

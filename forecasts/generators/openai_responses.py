@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from forecasts.generators import Draft, ForecastRequest, GenerationError
-from forecasts.prompts import TOPICS, forecast_prompt, system_prompt
+from forecasts.prompts import forecast_prompt, system_prompt
+from forecasts.topics import TOPICS
 
 logger = logging.getLogger(__name__)
 

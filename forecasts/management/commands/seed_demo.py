@@ -13,7 +13,7 @@ from allauth.account.models import EmailAddress
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Subscription, Topic, User
+from accounts.models import Subscription, User, all_topics
 from accounts.scheduling import next_send_at
 from forecasts.management.commands._cli import OneLineCommand, usage_error
 from forecasts.zodiac import SIGN_SLUGS
@@ -46,7 +46,7 @@ class Command(OneLineCommand):
         tag = secrets.token_hex(3)
         now = timezone.now()
         unusable = "!" + secrets.token_urlsafe(30)  # starts with "!": no one can log in as a demo reader
-        topics = [topic.value for topic in Topic]
+        topics = all_topics()
         schedule: dict[tuple[str, time], object] = {}
         created = 0
         for start in range(0, subscribers, BATCH):

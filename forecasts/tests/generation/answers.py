@@ -2,7 +2,7 @@
 
 import re
 
-TOPICS = ("love", "career", "money", "health", "growth")
+from forecasts.topics import TOPICS
 
 
 def state_facts(request_body: dict) -> list[tuple[str, str]]:

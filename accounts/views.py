@@ -79,7 +79,11 @@ def preferences(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/preferences.html", {"form": form, "subscription": subscription, "new": new})
 
 
-def _status_change(request: HttpRequest, change, success: str) -> HttpResponse:
+def _status_change(request: HttpRequest, change, success) -> HttpResponse:
+    """Apply a service to the reader's subscription and say how it went on the dashboard.
+
+    `success` is the message, or a function of the changed subscription giving it.
+    """
     subscription = _subscription_or_redirect(request)
     if isinstance(subscription, HttpResponse):
         return subscription
@@ -88,7 +92,7 @@ def _status_change(request: HttpRequest, change, success: str) -> HttpResponse:
     except services.SubscriptionStateError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, success)
+        messages.success(request, success(subscription) if callable(success) else success)
     return redirect("portal:dashboard")
 
 
@@ -117,34 +121,22 @@ def unsubscribe(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def resubscribe(request: HttpRequest) -> HttpResponse:
-    subscription = _subscription_or_redirect(request)
-    if isinstance(subscription, HttpResponse):
-        return subscription
-    try:
-        services.subscription_resubscribe(subscription)
-    except services.SubscriptionStateError as error:
-        messages.error(request, str(error))
-    else:
+    def said(subscription: Subscription) -> str:
         if subscription.status == Subscription.Status.ACTIVE:
-            messages.success(request, "You are subscribed again.")
-        else:
-            messages.success(request, f"We sent a confirmation link to {request.user.email}. Open it to resubscribe.")
-    return redirect("portal:dashboard")
+            return "You are subscribed again."
+        return f"We sent a confirmation link to {request.user.email}. Open it to resubscribe."
+
+    return _status_change(request, services.subscription_resubscribe, said)
 
 
 @login_required
 @require_POST
 def resend_confirmation(request: HttpRequest) -> HttpResponse:
-    subscription = _subscription_or_redirect(request)
-    if isinstance(subscription, HttpResponse):
-        return subscription
-    try:
-        services.subscription_send_confirmation(subscription)
-    except services.SubscriptionStateError as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"We sent the confirmation link to {request.user.email} again.")
-    return redirect("portal:dashboard")
+    return _status_change(
+        request,
+        services.subscription_send_confirmation,
+        f"We sent the confirmation link to {request.user.email} again.",
+    )
 
 
 @login_required

@@ -105,6 +105,23 @@ class ForecastForm(forms.ModelForm):
         return cleaned
 
 
+# Read-only in the admin, in a fieldset of their own: how a forecast came to be.
+HOW_IT_WAS_WRITTEN = [
+    "generator",
+    "model_name",
+    "prompt_version",
+    "grounded",
+    "fallback_reason",
+    "attempts",
+    "tokens",
+    "claimed_at",
+    "edited_by",
+    "edited_at",
+    "created_at",
+    "updated_at",
+]
+
+
 @admin.register(Forecast)
 class ForecastAdmin(admin.ModelAdmin):
     form = ForecastForm
@@ -114,25 +131,7 @@ class ForecastAdmin(admin.ModelAdmin):
     date_hierarchy = "date"
     list_select_related = ["edited_by"]
     actions = ["approve", "regenerate"]
-    readonly_fields = [
-        "date",
-        "sign",
-        "status",
-        "generator",
-        "model_name",
-        "prompt_version",
-        "grounded",
-        "fallback_reason",
-        "attempts",
-        "tokens",
-        "claimed_at",
-        "edited_by",
-        "edited_at",
-        "facts_list",
-        "passages_list",
-        "created_at",
-        "updated_at",
-    ]
+    readonly_fields = ["date", "sign", "status", "facts_list", "passages_list", *HOW_IT_WAS_WRITTEN]
     fieldsets = [
         (None, {"fields": ["date", "sign", "status"]}),
         (
@@ -142,22 +141,7 @@ class ForecastAdmin(admin.ModelAdmin):
         ("Sky facts and passages it was written from", {"fields": ["facts_list", "passages_list"]}),
         (
             "How it was written",
-            {
-                "fields": [
-                    "generator",
-                    "model_name",
-                    "prompt_version",
-                    "grounded",
-                    "fallback_reason",
-                    "attempts",
-                    "tokens",
-                    "claimed_at",
-                    "edited_by",
-                    "edited_at",
-                    "created_at",
-                    "updated_at",
-                ]
-            },
+            {"fields": HOW_IT_WAS_WRITTEN},
         ),
     ]
 

@@ -109,6 +109,9 @@ def test_sign_up_confirm_read_the_forecast_get_the_email_and_unsubscribe_from_it
     assert "Sent 1, failed 0" in out.getvalue(), out.getvalue()
     delivery = Delivery.objects.get(subscription=subscription)
     assert delivery.status == Delivery.Status.SENT
+    # The email carries the forecast of the reader's next send date: today's before 06:45 in
+    # São Paulo, tomorrow's after.
+    forecast = Forecast.objects.get(date=delivery.local_date, sign="scorpio")
 
     [daily] = [path for path in outbox_messages() if "Scorpio" in read_message(path)["Subject"]]
     message = read_message(daily)

@@ -12,10 +12,11 @@ import email.message
 import html
 import logging
 import re
+import string
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from email.utils import formatdate
 from urllib.parse import quote, urlsplit
 
@@ -97,9 +98,15 @@ def wrap_html_lines(document: str, width: int = HTML_LINE_WIDTH) -> str:
     return "\n".join(lines)
 
 
-# How forecasts/transits.py writes an instant in a fact's summary ("14:32 UTC on 9 Mar").
+# How forecasts/transits.py writes an instant in a fact's summary ("14:32 UTC on 9 Mar"). Read
+# back only for facts stored before it wrote summary_template and instants (older Forecast rows).
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 CLOCK_RE = re.compile(r"\b([01]\d|2[0-3]):([0-5]\d) UTC on (\d{1,2}) (" + "|".join(MONTHS) + r")\b")
+# A summary_template slot is a plain number: "{0}", never "{}", "{when}" or "{0.year}".
+TEMPLATE_SLOT_RE = re.compile(r"[0-9]{1,3}")
+# Instants a reader's zone can shift by up to a day and still be a datetime.
+EARLIEST_INSTANT = datetime.min.replace(tzinfo=UTC) + timedelta(days=2)
+LATEST_INSTANT = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -129,9 +136,34 @@ def _parse_time(value) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parsed if EARLIEST_INSTANT <= parsed <= LATEST_INSTANT else None
+
+
+def _template_segments(template, instants) -> list[str | datetime] | None:
+    """A summary_template's text with its {0}, {1}... slots filled by `instants`, or None unless
+    every slot is a plain in-range number, every instant fills one, and each is an ISO time."""
+    if not isinstance(template, str) or not template.strip() or not isinstance(instants, list):
+        return None
+    times = [_parse_time(value) for value in instants]
+    if None in times:
+        return None
+    segments: list[str | datetime] = []
+    slots: list[int] = []
+    try:
+        for text, slot, spec, conversion in string.Formatter().parse(template):
+            segments.append(text)
+            if slot is None:
+                continue
+            if not TEMPLATE_SLOT_RE.fullmatch(slot) or spec or conversion or int(slot) >= len(times):
+                return None
+            slots.append(int(slot))
+            segments.append(times[int(slot)])
+    except ValueError:  # an unmatched brace
+        return None
+    return segments if sorted(slots) == list(range(len(times))) else None
 
 
 def _clock_instant(match: re.Match, reference: date) -> datetime | None:
@@ -144,6 +176,21 @@ def _clock_instant(match: re.Match, reference: date) -> datetime | None:
             continue
     noon = datetime.combine(reference, time(12, 0), tzinfo=UTC)
     return min(candidates, key=lambda when: abs(when - noon)) if candidates else None
+
+
+def _summary_segments(text: str, reference: date) -> list[str | datetime]:
+    """The summary with each "14:32 UTC on 9 Mar" it names read back as an instant, the year
+    being the one that puts it nearest `reference` (the summary does not say)."""
+    segments: list[str | datetime] = []
+    last = 0
+    for match in CLOCK_RE.finditer(text):
+        instant = _clock_instant(match, reference)
+        if instant is None:
+            continue
+        segments += [text[last : match.start()], instant]
+        last = match.end()
+    segments.append(text[last:])
+    return segments
 
 
 def _fact_text(fact: dict) -> str:
@@ -164,22 +211,25 @@ def _fact_text(fact: dict) -> str:
 
 
 def fact_line(fact: dict, reference: date) -> FactLine | None:
-    """One fact as a FactLine: the UTC times its summary names become instants; else its `time`."""
-    text = _fact_text(fact)
-    if not text:
-        return None
-    segments: list[str | datetime] = []
-    last = 0
-    for match in CLOCK_RE.finditer(text):
-        instant = _clock_instant(match, reference)
-        if instant is None:
-            continue
-        segments += [text[last : match.start()], instant]
-        last = match.end()
-    segments.append(text[last:])
+    """One fact as a FactLine: the instants its summary names (from summary_template and
+    instants) kept apart from the text; with none, its `time` if it has one."""
+    if fact.get("summary_template") is not None or fact.get("instants") is not None:
+        segments = _template_segments(fact.get("summary_template"), fact.get("instants"))
+        if segments is None:
+            # Stored values that do not fit together: show the summary as written (its times in
+            # UTC) rather than fail a page or a send over one fact.
+            text = _fact_text(fact)
+            return FactLine((text,)) if text else None
+    else:
+        # Facts stored before transits.py wrote summary_template and instants: read the times
+        # back out of the summary's words.
+        text = _fact_text(fact)
+        if not text:
+            return None
+        segments = _summary_segments(text, reference)
     instant = _parse_time(fact.get("time"))
-    if len(segments) == 1 and instant is not None:
-        segments = [text.rstrip(". "), " at ", instant, "."]
+    if instant is not None and not any(isinstance(segment, datetime) for segment in segments):
+        segments = ["".join(segments).rstrip(". "), " at ", instant, "."]
     return FactLine(tuple(segment for segment in segments if segment != ""))
 
 

@@ -31,7 +31,13 @@ plain JSON-ready dicts that all carry the same keys (None where a key does not a
     orb_at_start, orb_at_end, orb_limit, applying, exact_times   (aspect)
     rank          higher first: eclipse/station, lunation, ingress, aspect, Moon sign,
                   then background states; boosted for the sign's ruler and angular houses
-    summary       one neutral English sentence with times in UTC
+    summary       one neutral English sentence with times in UTC, e.g. "The Moon enters Leo,
+                  your 5th house (romance), at 14:32 UTC on 9 Mar."
+    summary_template  the same sentence with a slot for each instant it names, e.g. "The Moon
+                  enters Leo, your 5th house (romance), at {0}." (str.format syntax; literal
+                  braces doubled), so a reader's own time zone can fill them in
+    instants      the ISO UTC instants for those slots, in slot order ([] when it names none);
+                  summary is the template with each written as "14:32 UTC on 9 Mar"
 """
 
 import functools
@@ -375,6 +381,8 @@ FACT_KEYS: tuple[str, ...] = (
     "exact_times",
     "rank",
     "summary",
+    "summary_template",
+    "instants",
 )
 
 
@@ -401,8 +409,32 @@ def _place(sign: str, house: int) -> str:
 
 
 def _clock(when: datetime) -> str:
+    """How a summary writes an instant: '14:32 UTC on 9 Mar'."""
     when = when.astimezone(UTC)
     return f"{when:%H:%M} UTC on {when.day} {when:%b}"
+
+
+# Summaries are written with _at(when) where an instant goes, so the sentence and its instants
+# come from one piece of text and cannot disagree; _summary_fields() splits them apart.
+_INSTANT_MARK = "\x00"
+
+
+def _at(when: datetime) -> str:
+    """An instant inside a summary being written (a marked ISO string, never shown as it is)."""
+    return f"{_INSTANT_MARK}{iso_utc(when)}{_INSTANT_MARK}"
+
+
+def _summary_fields(marked: str) -> dict:
+    """summary_template, instants and summary from a sentence written with _at() marks."""
+    pieces = marked.split(_INSTANT_MARK)
+    texts, instants = pieces[::2], pieces[1::2]
+    # Names and topics are plain text: double any brace so str.format leaves it alone.
+    escaped = [text.replace("{", "{{").replace("}", "}}") for text in texts]
+    template = "".join(text + (f"{{{slot}}}" if slot < len(instants) else "") for slot, text in enumerate(escaped))
+    # Filled from the stored instants (rounded to the second, like `time`), so the template and
+    # instants as stored always give back this very summary.
+    summary = template.format(*(_clock(datetime.fromisoformat(instant)) for instant in instants))
+    return {"summary": summary, "summary_template": template, "instants": instants}
 
 
 def _degree_text(longitude: float) -> str:
@@ -452,12 +484,14 @@ class _FactBuilder:
         return rank
 
     def _add(self, kind: str, bodies: Sequence[str], summary: str, rank_extra: int = 0, **values) -> None:
+        """Record one fact; `summary` is written with _at() for each instant it names."""
         houses = values.get("houses") or ([values["house"]] if values.get("house") else [])
         fact = dict.fromkeys(FACT_KEYS)
         fact.update(values)
         if fact["house"] is not None:
             fact["topics"] = list(HOUSE_TOPICS[fact["house"]])
-        fact.update(kind=kind, bodies=list(bodies), summary=summary, rank=self._rank(kind, bodies, houses, rank_extra))
+        fact.update(kind=kind, bodies=list(bodies), rank=self._rank(kind, bodies, houses, rank_extra))
+        fact.update(_summary_fields(summary))
         for key in ("time", "valid_from", "valid_until"):
             if isinstance(fact[key], datetime):
                 fact[key] = iso_utc(fact[key])
@@ -502,10 +536,10 @@ class _FactBuilder:
 
     def _span_text(self, since: datetime, until: datetime) -> str:
         if since == self.window.start:
-            return f" until {_clock(until)}"
+            return f" until {_at(until)}"
         if until == self.window.end:
-            return f" from {_clock(since)}"
-        return f" from {_clock(since)} until {_clock(until)}"
+            return f" from {_at(since)}"
+        return f" from {_at(since)} until {_at(until)}"
 
     def _retrograde_spans(self, slug: str, spans: list) -> None:
         merged: list[list] = []
@@ -534,7 +568,7 @@ class _FactBuilder:
         for event in self.window.events:
             house = self._house(event.sign)
             place = _place(event.sign, house)
-            at = _clock(event.time)
+            at = _at(event.time)
             common = dict(
                 sign=event.sign, house=house, time=event.time, longitude=display_longitude(event.longitude, 4)
             )
@@ -581,11 +615,11 @@ class _FactBuilder:
             if "moon" in bodies and self.sign.ruler != "moon":
                 extra -= FLEETING_MOON_ASPECT_PENALTY
             if aspect.exact_times:
-                timing = "exact at " + " and ".join(_clock(when) for when in aspect.exact_times)
+                timing = "exact at " + " and ".join(_at(when) for when in aspect.exact_times)
             elif aspect.orb_at_start <= aspect.orb_limit:
                 timing = f"orb {aspect.orb_at_start:.1f}\u00b0, {'applying' if aspect.applying else 'separating'}"
             else:
-                timing = f"within orb later, {aspect.orb_at_end:.1f}\u00b0 by {_clock(self.window.end)}"
+                timing = f"within orb later, {aspect.orb_at_end:.1f}\u00b0 by {_at(self.window.end)}"
             summary = (
                 f"{_capitalised(_the(aspect.body_a))} {aspect.aspect} {_the(aspect.body_b)} ({timing}), "
                 f"linking your {_ordinal(houses[0])} and {_ordinal(houses[1])} houses."
@@ -612,9 +646,7 @@ class _FactBuilder:
         phase = self.window.moon_phase
         moon = self.window.positions_at_start["moon"]
         house = self._house(moon.sign)
-        summary = (
-            f"At {_clock(self.window.start)} the Moon is {phase.label} and {round(phase.illumination * 100)}% lit."
-        )
+        summary = f"At {_at(self.window.start)} the Moon is {phase.label} and {round(phase.illumination * 100)}% lit."
         self._add(
             "moon_phase",
             ["moon"],

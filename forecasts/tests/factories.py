@@ -12,7 +12,8 @@ from forecasts.models import Forecast
 
 
 def sample_facts(day: date) -> list[dict]:
-    """Facts shaped as forecasts/transits.py writes them: summaries name their instants in UTC."""
+    """Facts shaped as forecasts/transits.py writes them: summaries name their instants in UTC,
+    and summary_template and instants keep those instants apart."""
     month = f"{day:%b}"
     return [
         {
@@ -24,6 +25,8 @@ def sample_facts(day: date) -> list[dict]:
             "time": f"{day.isoformat()}T14:32:00Z",
             "rank": 70,
             "summary": f"The Moon enters Leo, your 5th house (romance), at 14:32 UTC on {day.day} {month}.",
+            "summary_template": "The Moon enters Leo, your 5th house (romance), at {0}.",
+            "instants": [f"{day.isoformat()}T14:32:00Z"],
         },
         {
             "kind": "aspect",
@@ -34,6 +37,8 @@ def sample_facts(day: date) -> list[dict]:
             "time": f"{day.isoformat()}T03:10:00Z",
             "rank": 60,
             "summary": f"Venus trine Mars (exact at 03:10 UTC on {day.day} {month}), linking your 1st and 5th houses.",
+            "summary_template": "Venus trine Mars (exact at {0}), linking your 1st and 5th houses.",
+            "instants": [f"{day.isoformat()}T03:10:00Z"],
         },
         {
             "kind": "body_in_sign",
@@ -44,8 +49,16 @@ def sample_facts(day: date) -> list[dict]:
             "time": None,
             "rank": 10,
             "summary": "Mercury is in Pisces, your 12th house (rest).",
+            "summary_template": "Mercury is in Pisces, your 12th house (rest).",
+            "instants": [],
         },
     ]
+
+
+def facts_stored_before_instants(day: date) -> list[dict]:
+    """sample_facts as older Forecast rows hold them: the summary alone names the instants."""
+    legacy = ("summary_template", "instants")
+    return [{key: value for key, value in fact.items() if key not in legacy} for fact in sample_facts(day)]
 
 
 class ForecastFactory(factory.django.DjangoModelFactory):

@@ -19,6 +19,8 @@ from forecasts.transits import (
     HOUSE_TOPICS,
     RANK_BASE,
     RULER_BOOST,
+    _at,
+    _summary_fields,
     house_for,
     transits_for_all_signs,
     transits_for_sign,
@@ -31,10 +33,21 @@ ECLIPSE_DAY = (datetime(2025, 3, 14, 4, 0, tzinfo=UTC), datetime(2025, 3, 15, 4,
 STATION_DAY = (datetime(2025, 3, 15, tzinfo=UTC), datetime(2025, 3, 16, tzinfo=UTC))
 # Kinds in the order the brief ranks them; each tier must outrank every later one.
 TIERS = [{"eclipse", "station"}, {"lunation"}, {"ingress"}, {"aspect"}, {"moon_ingress", "moon_sign"}]
+# Every instant of 2025 falls in one of these (the longest windows transits_for_sign takes).
+WEEKS_OF_2025 = [
+    (datetime(2025, 1, 1, tzinfo=UTC) + timedelta(weeks=n), datetime(2025, 1, 1, tzinfo=UTC) + timedelta(weeks=n + 1))
+    for n in range(53)
+]
+EVENT_KINDS = {"ingress", "moon_ingress", "station", "lunation", "eclipse", "moon_phase"}
 
 
 def parse_utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def utc_clock(when: datetime) -> str:
+    """How a summary writes an instant."""
+    return f"{when:%H:%M} UTC on {when.day} {when:%b}"
 
 
 def local_day(day: str, zone: str) -> tuple[datetime, datetime]:
@@ -225,3 +238,46 @@ def test_windows_are_checked():
 def test_the_rulers_come_from_the_zodiac_table():
     assert SIGNS_BY_SLUG["gemini"].ruler == "mercury"
     assert SIGNS_BY_SLUG["cancer"].ruler == "moon"
+
+
+def test_a_summary_is_its_template_with_its_instants_written_in_utc():
+    [ingress] = [f for f in transits_for_sign("virgo", *ECLIPSE_DAY).facts if f["kind"] == "moon_ingress"]
+    assert ingress["summary_template"] == "The Moon enters Libra, your 2nd house (money and values), at {0}."
+    assert ingress["instants"] == [ingress["time"]] == ["2025-03-14T18:58:51Z"]
+    assert ingress["summary"] == "The Moon enters Libra, your 2nd house (money and values), at 18:58 UTC on 14 Mar."
+
+
+def test_every_time_a_summary_names_is_one_of_the_facts_own_instants_all_year():
+    for start, end in WEEKS_OF_2025:
+        for sign, transits in transits_for_all_signs(start, end).items():
+            for fact in transits.facts:
+                template, instants = fact["summary_template"], fact["instants"]
+                assert fact["summary"] == template.format(*(utc_clock(parse_utc(t)) for t in instants)), sign
+                assert "UTC" not in template and fact["summary"].count(" UTC on ") == len(instants)
+                if fact["kind"] in EVENT_KINDS:
+                    assert instants == [fact["time"]]
+                elif fact["exact_times"]:
+                    assert instants == fact["exact_times"]
+                elif fact["kind"] == "aspect":  # in orb now, or "within orb later, ... by" the window's end
+                    assert instants in ([], [f"{end:%Y-%m-%dT%H:%M:%SZ}"])
+                else:
+                    assert set(instants) <= {fact["valid_from"], fact["valid_until"]}
+
+
+def test_a_summary_names_an_instant_to_the_minute_its_time_rounds_to():
+    # The Sun enters Libra at 06:49:59.6 UTC: the summary says 06:50, as `time` does.
+    start = datetime(2023, 9, 23, tzinfo=UTC)
+    facts = transits_for_sign("libra", start, start + timedelta(days=1)).facts
+    [ingress] = [f for f in facts if f["kind"] == "ingress" and f["bodies"] == ["sun"]]
+    assert ingress["instants"] == [ingress["time"]] == ["2023-09-23T06:50:00Z"]
+    assert ingress["summary"].endswith("at 06:50 UTC on 23 Sep.")
+
+
+def test_braces_in_a_summarys_words_are_kept_out_of_its_template_slots():
+    when = datetime(2025, 3, 9, 14, 32, 10, tzinfo=UTC)
+    fields = _summary_fields("Venus {in braces} at " + _at(when) + ", until " + _at(when + timedelta(days=1)) + ".")
+    assert fields == {
+        "summary": "Venus {in braces} at 14:32 UTC on 9 Mar, until 14:32 UTC on 10 Mar.",
+        "summary_template": "Venus {{in braces}} at {0}, until {1}.",
+        "instants": ["2025-03-09T14:32:10Z", "2025-03-10T14:32:10Z"],
+    }

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+TABLE_VALUE_WIDTH = 240
 BENCHMARKS = ("sky", "prepare", "send", "portal", "dispatch")  # dispatch last: its million rows leave PostgreSQL busy
 
 
@@ -48,6 +49,8 @@ def print_table(results: dict) -> None:
     for name, figures in results.items():
         for key, value in figures.items():
             shown = json.dumps(value) if isinstance(value, dict | list) else value
+            if isinstance(shown, str) and len(shown) > TABLE_VALUE_WIDTH:  # query plans: the file has them whole
+                shown = shown[: TABLE_VALUE_WIDTH - 30] + f"... ({len(shown):,} chars, see {RESULTS.name})"
             print(f"{name:<10} {key:<44} {shown}")
     print()
 

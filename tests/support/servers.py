@@ -144,9 +144,12 @@ class ManagedProcess:
         self.env = dict(env)
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        self._log_start = 0
 
     def start(self) -> "ManagedProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # The file keeps earlier runs (test-artifacts/ outlives a test run); log() reads this one's.
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = subprocess.Popen(
             self.argv,
             env=self.env,
@@ -163,7 +166,12 @@ class ManagedProcess:
         return self.process.pid
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """What this process has written so far (not what earlier runs left in the same file)."""
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group (a prefork worker has children)."""

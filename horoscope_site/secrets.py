@@ -32,7 +32,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SECRET_NAMES = ("DJANGO_SECRET_KEY", "OPENAI_API_KEY", "PINECONE_API_KEY", "COGNITO_CLIENT_SECRET")
+SECRET_NAMES = (
+    "DJANGO_SECRET_KEY",
+    "DJANGO_SECRET_KEY_FALLBACKS",
+    "OPENAI_API_KEY",
+    "PINECONE_API_KEY",
+    "COGNITO_CLIENT_SECRET",
+)
 REQUIRED_IN_PRODUCTION = ("DJANGO_SECRET_KEY",)
 DEFAULT_REFRESH_INTERVAL_S = 300
 # Values this short are not worth masking in error pages (they would mask ordinary words).
@@ -227,6 +233,8 @@ def secret_values() -> set[str]:
     values = set(_state.snapshot.values())
     if _state.store is not None:
         values |= _state.store.known_values()
+    # A list of keys in one value (DJANGO_SECRET_KEY_FALLBACKS): each key is a secret on its own.
+    values |= {part for value in values for part in value.split()}
     return {value for value in values if len(value) >= MIN_MASKED_LENGTH}
 
 

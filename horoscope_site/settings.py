@@ -41,6 +41,9 @@ if PRODUCTION and DEBUG:
     raise ConfigError("DEBUG must be off when DJANGO_ENV=production")
 
 SECRET_KEY = SECRETS.get("DJANGO_SECRET_KEY") or ""
+# Earlier keys, whitespace-separated: signatures made with them (sessions, password resets, the
+# never-expiring unsubscribe links in old emails) still verify after DJANGO_SECRET_KEY is rotated.
+SECRET_KEY_FALLBACKS = (SECRETS.get("DJANGO_SECRET_KEY_FALLBACKS") or "").split()
 if not SECRET_KEY:
     require(not PRODUCTION, "DJANGO_SECRET_KEY is required when DJANGO_ENV=production")
     SECRET_KEY = "insecure-development-key-never-used-in-production"  # noqa: S105

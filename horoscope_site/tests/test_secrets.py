@@ -409,3 +409,41 @@ def test_manage_py_in_production_names_the_missing_key_in_one_line(tmp_path, mot
     assert secret_id in lines[0]
     for value in values.values():
         assert value not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("keep_old_key", [True, False])
+def test_an_unsubscribe_link_signed_before_a_key_rotation_works_while_the_old_key_is_a_fallback(
+    tmp_path, moto_url, keep_old_key
+):
+    from django.core import signing
+
+    from accounts.unsubscribe import UNSUBSCRIBE_SALT
+
+    old_key, new_key = (f"django-key-{pysecrets.token_urlsafe(32)}" for _ in range(2))
+    old_link_token = signing.dumps(4242, key=old_key, salt=UNSUBSCRIBE_SALT)  # in an email sent last year
+    fallbacks = f"django-key-older-{pysecrets.token_urlsafe(32)}  {old_key}" if keep_old_key else ""
+    values = dummy_values(DJANGO_SECRET_KEY=new_key, DJANGO_SECRET_KEY_FALLBACKS=fallbacks)
+    env = {"APP_SECRETS_ID": create_secret(moto_url, values), "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url}
+
+    shell = run_manage(
+        tmp_path,
+        "shell",
+        "-c",
+        "from accounts.unsubscribe import subscription_id_from_unsubscribe_token as read; "
+        f"from django.conf import settings; print(read({old_link_token!r}), len(settings.SECRET_KEY_FALLBACKS))",
+        **env,
+    )
+
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.strip().splitlines()[-1] == ("4242 2" if keep_old_key else "None 0")
+
+
+def test_each_fallback_key_is_masked_on_its_own(settings, aws_env, moto_url):
+    first, second = (f"retired-key-{pysecrets.token_urlsafe(24)}" for _ in range(2))
+    values = dummy_values(DJANGO_SECRET_KEY_FALLBACKS=f"{first} {second}")
+    aws_env.setenv("APP_SECRETS_ID", create_secret(moto_url, values))
+    load(production=True)
+
+    masked = app_secrets.mask_secret_values(f"signed with {second}, not {first}")
+
+    assert first not in masked and second not in masked and masked.count(app_secrets.MASK) == 2

@@ -94,3 +94,51 @@ def test_a_full_window_makes_a_sender_wait_or_give_up(redis_url):
     started = time.monotonic()
     assert limiter.acquire(2, timeout=3)
     assert 0.5 < time.monotonic() - started < 1.5
+
+
+class CountingLimiter:
+    """Grants what is asked for and remembers how many slots each round trip asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def acquire(self, rate: float, timeout: float | None = None, count: int = 1) -> int:
+        self.asked.append(count)
+        return count
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sends(slots, clock: Clock, count: int, every: float) -> None:
+    for _ in range(count):
+        assert slots.take(deadline=clock.now + 60)
+        clock.now += every
+
+
+def test_a_fast_sender_takes_slots_in_batches_a_slow_one_one_at_a_time(settings):
+    from forecasts.delivery import SLOTS_PER_TAKE, SendSlots
+
+    settings.SES_RATE_WINDOW_MARGIN = 0.1  # slots are spent within 50 ms of being taken
+    fast_limiter, slow_limiter, fast_clock, slow_clock = CountingLimiter(), CountingLimiter(), Clock(), Clock()
+
+    sends(SendSlots(fast_limiter, 1000, clock=fast_clock), fast_clock, 400, every=0.001)
+    sends(SendSlots(slow_limiter, 1000, clock=slow_clock), slow_clock, 40, every=0.030)
+
+    # 1 ms an email: 20 slots last 20 ms, well inside 50 ms.
+    assert max(fast_limiter.asked) == SLOTS_PER_TAKE and len(fast_limiter.asked) < 400 / 10
+    # 30 ms an email (SES's own wait): a second slot would go stale unused, so only one is taken.
+    assert slow_limiter.asked == [1] * 40
+
+
+def test_at_a_low_rate_one_slot_is_taken_at_a_time_however_fast_the_sender(settings):
+    from forecasts.delivery import SendSlots
+
+    limiter, clock = CountingLimiter(), Clock()
+    sends(SendSlots(limiter, 14, clock=clock), clock, 50, every=0.0001)
+    assert set(limiter.asked) == {1}

@@ -17,7 +17,7 @@ import re._constants as sre_c
 import re._parser as sre_parse
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email import policy
 from email.parser import BytesParser
 from html.parser import HTMLParser
@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import pytest
+import time_machine
 from allauth.account.models import EmailAddress
 from django.conf import settings as django_settings
 from django.core.cache import cache
@@ -32,11 +33,13 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
+from django.utils.html import escape
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from accounts.models import Subscription, User
+from accounts.scheduling import local_date_of
 from forecasts.models import Forecast
 
 PASSWORD = "Retrograde-Mercury-2231"
@@ -314,11 +317,11 @@ def visitors(db) -> dict[str, Client]:
     return {"anonymous": Client(), "reader": reader, "staff": staff}
 
 
-def today_forecast(sign: str = "taurus", **fields) -> Forecast:
+def today_forecast(sign: str = "taurus", day: date | None = None, **fields) -> Forecast:
     values = {"headline": "Steady", "overview": "The Moon is kind.", "sections": {"love": "Call."}}
     values.update(fields)
     return Forecast.objects.get_or_create(
-        date=datetime.now(UTC).date(), sign=sign, defaults={"status": Forecast.Status.APPROVED, **values}
+        date=day or datetime.now(UTC).date(), sign=sign, defaults={"status": Forecast.Status.APPROVED, **values}
     )[0]
 
 
@@ -676,16 +679,24 @@ def test_next_parameter_never_leads_off_the_site(target):
 @pytest.mark.django_db
 def test_hostile_forecast_text_is_escaped_on_every_page_that_shows_it(visitors):
     payloads = list(XSS_PAYLOADS)
-    today_forecast(
-        sign="taurus",
-        headline=payloads[0],
-        overview=" ".join(payloads),
-        sections={"love": payloads[1], "career": payloads[3], "<b>hx-topic</b>": payloads[2]},
-    )
-    today = datetime.now(UTC).date().isoformat()
-    for who, client in visitors.items():
-        for path in ("/", "/portal/", f"/horoscope/taurus/{today}/", "/api/v1/signs/taurus/today"):
-            check_answer(client.get(path), f"GET {path} ({who})")
+    hostile = {
+        "headline": payloads[0],
+        "overview": " ".join(payloads),
+        "sections": {"love": payloads[1], "career": payloads[3], "<b>hx-topic</b>": payloads[2]},
+    }
+    # Frozen, so that every page has the same "today". Public pages read the UTC date, the portal
+    # the reader's (Paris): from 22:00 or 23:00 UTC that is tomorrow, so both dates get the text.
+    with time_machine.travel(datetime.now(UTC), tick=False):
+        today = datetime.now(UTC).date()
+        for day in {today, local_date_of(datetime.now(UTC), "Europe/Paris")}:
+            today_forecast(sign="taurus", day=day, **hostile)
+        shown_on = {"/portal/", f"/signs/taurus/{today.isoformat()}/", "/signs/taurus/"}
+        for who, client in visitors.items():
+            for path in ("/", *sorted(shown_on), "/today/", "/api/v1/signs/taurus/today"):
+                response = client.get(path)
+                check_answer(response, f"GET {path} ({who})")
+                if path in shown_on and response.status_code == 200:  # the portal sends strangers to log in
+                    assert escape(payloads[0]) in response.content.decode(), f"GET {path} ({who}): no forecast"
 
 
 @pytest.mark.django_db

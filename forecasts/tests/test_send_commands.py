@@ -5,6 +5,7 @@ import sys
 from datetime import UTC, date, datetime
 
 import pytest
+import time_machine
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -83,13 +84,15 @@ def test_bad_arguments_print_one_line_and_exit_2_from_the_shell():
 
 def test_send_test_email_uses_the_readers_own_subscription(capsys):
     (subscription,) = add_readers(time_zone="Asia/Tokyo", sign="pisces", scheduled_from=START)
-    call_command("send_test_email", subscription.user.email.upper())
+    with time_machine.travel(timezone.now(), tick=False):  # the reader's date is the command's, even at midnight
+        call_command("send_test_email", subscription.user.email.upper())
+        today_in_tokyo = local_date_of(timezone.now(), "Asia/Tokyo")
     (message,) = mail.outbox
     assert message.to == [subscription.user.email.upper()]
     assert message.subject.startswith("[Test] Pisces, ")
     assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # Nobody prepared today's Pisces forecast: the send path writes it on demand.
-    forecast = Forecast.objects.get(sign="pisces", date=local_date_of(timezone.now(), "Asia/Tokyo"))
+    forecast = Forecast.objects.get(sign="pisces", date=today_in_tokyo)
     assert forecast.headline in message.body
     assert "Sent a sample Pisces email to" in capsys.readouterr().out
 

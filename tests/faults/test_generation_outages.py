@@ -31,16 +31,23 @@ def dummy_key(prefix: str) -> str:
 
 
 def prepare_today(faults) -> list[Forecast]:
-    """What beat does ahead of the day: the prepare task on a worker, for today's UTC date."""
-    day = timezone.now().date()
+    """What beat does ahead of the day: the prepare task on a worker, for today's UTC date.
+
+    The worker reads its own clock when the task runs: just before midnight UTC that may already
+    be tomorrow, so the day is the one of the two that got its twelve forecasts.
+    """
+    enqueued_on = timezone.now().date()
+    candidates = (enqueued_on, enqueued_on + timedelta(days=1))
     with faults.enqueue():
         forecasts_prepare_task.delay(days_ahead=0)
-    wait_for(
-        lambda: Forecast.objects.filter(date=day, status=Forecast.Status.DRAFT).count() == 12,
-        timeout=90,
-        interval=0.5,
-        what="the twelve forecasts of today to be written",
-    )
+
+    def written() -> list:
+        return [
+            day for day in candidates if Forecast.objects.filter(date=day, status=Forecast.Status.DRAFT).count() == 12
+        ]
+
+    [day] = wait_for(written, timeout=90, interval=0.5, what="the twelve forecasts of today to be written")
+    assert Forecast.objects.filter(date__in=candidates).count() == 12  # one day only, as days_ahead=0 asks
     return list(Forecast.objects.filter(date=day))
 
 

@@ -4,6 +4,7 @@ from datetime import date, timedelta
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.template import Context, Template
@@ -58,11 +59,13 @@ def test_bad_dates_and_signs_are_a_400_or_404_never_a_500(kb, client):
 
 @pytest.mark.django_db
 def test_a_sign_page_has_its_reading_wheel_and_archive(day_written, client):
-    Forecast.objects.filter(date=DAY, sign="virgo").update(date=timezone.now().date())
-    response = client.get(reverse("forecasts:sign", args=["virgo"]))
+    today = timezone.now().date()
+    Forecast.objects.filter(date=DAY, sign="virgo").update(date=today)
+    with time_machine.travel(timezone.now(), tick=False):  # the page's "today" is the one written above
+        response = client.get(reverse("forecasts:sign", args=["virgo"]))
     html = response.content.decode()
     assert response.status_code == 200
-    today_forecast = Forecast.objects.get(date=timezone.now().date(), sign="virgo")
+    today_forecast = Forecast.objects.get(date=today, sign="virgo")
     assert today_forecast.headline in html and "<svg" in html
     assert "The sky this reading is written from" in html
     day_response = client.get(reverse("forecasts:sign_day", args=["leo", DAY.isoformat()]))
@@ -139,8 +142,9 @@ def test_admin_actions_approve_and_regenerate(day_written, admin_client):
 def test_forecasts_prepare_command_writes_today_and_tomorrow_by_default(kb, settings):
     settings.FORECAST_GENERATOR = OFFLINE
     out = StringIO()
-    call_command("forecasts_prepare", stdout=out)
-    today = timezone.now().date()
+    with time_machine.travel(timezone.now(), tick=False):  # "today" is the command's, even at midnight
+        call_command("forecasts_prepare", stdout=out)
+        today = timezone.now().date()
     assert f"{today}: 12 written" in out.getvalue()
     assert f"{today + timedelta(days=1)}: 12 written" in out.getvalue()
     out = StringIO()
@@ -154,8 +158,9 @@ def test_forecasts_prepare_command_writes_today_and_tomorrow_by_default(kb, sett
 def test_site_prepare_loads_the_knowledge_base_and_writes_two_days(settings):
     settings.FORECAST_GENERATOR = "forecasts.generators.openai_responses.OpenAIGenerator"  # not used by it
     out = StringIO()
-    call_command("site_prepare", stdout=out)
-    today = timezone.now().date()
+    with time_machine.travel(timezone.now(), tick=False):  # "today" is the command's, even at midnight
+        call_command("site_prepare", stdout=out)
+        today = timezone.now().date()
     assert Forecast.objects.filter(date__in=[today, today + timedelta(days=1)]).count() == 24
     assert set(Forecast.objects.values_list("generator", flat=True)) == {"offline"}
     assert "Knowledge base:" in out.getvalue()

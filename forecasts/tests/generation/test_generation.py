@@ -4,6 +4,7 @@ import threading
 from datetime import date, timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.utils import timezone
 
@@ -219,13 +220,15 @@ def test_the_beat_task_queues_one_task_per_missing_forecast(kb, settings):
     from horoscope_site.celery import app
 
     settings.FORECAST_GENERATOR = "forecasts.generators.offline.OfflineComposer"
-    today = timezone.now().date()
-    forecast_get_or_generate(today, "leo")
-    app.conf.task_always_eager = True
-    try:
-        result = forecasts_prepare_task.delay(days_ahead=1).get()
-    finally:
-        app.conf.task_always_eager = False
+    # Frozen: the task's "today" is the one written here, even if midnight UTC passes meanwhile.
+    with time_machine.travel(timezone.now(), tick=False):
+        today = timezone.now().date()
+        forecast_get_or_generate(today, "leo")
+        app.conf.task_always_eager = True
+        try:
+            result = forecasts_prepare_task.delay(days_ahead=1).get()
+        finally:
+            app.conf.task_always_eager = False
     assert len(result["queued"]) == 23  # two dates, minus the one already written
     assert Forecast.objects.filter(date__in=[today, today + timedelta(days=1)], status="draft").count() == 24
     assert forecasts_missing(today, 2) == []

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connections
+from hypothesis import settings as hypothesis_settings
 from pytest_redis import factories
 
 from tests.support.servers import PostgresServer
@@ -15,6 +16,12 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+# `make test` is what CI runs: property tests draw the same examples every run, so a landing never
+# hangs on a lucky draw. HYPOTHESIS_PROFILE=explore draws new ones, to look for new failures.
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 redis_proc = factories.redis_proc(executable="/usr/bin/redis-server", timeout=30)
 

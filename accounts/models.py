@@ -114,7 +114,14 @@ class Subscription(models.Model):
         return f"{self.user.email} ({self.sign}, {self.status})"
 
     def save(self, *args, **kwargs) -> None:
-        self.next_send_at = self.compute_next_send_at()
+        next_at = self.compute_next_send_at()
+        if next_at is not None and self.next_send_at is not None and self.next_send_at <= timezone.now():
+            # Due and not claimed yet (the dispatcher runs every minute, or is catching up after
+            # an outage): stay due, or an edit in that gap (topics, a bounce count) would move
+            # today's email to tomorrow. The dispatcher works out the date from the current
+            # time and zone, and never sends twice for one date.
+            next_at = self.next_send_at
+        self.next_send_at = next_at
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
             kwargs["update_fields"] = {*update_fields, "next_send_at"}

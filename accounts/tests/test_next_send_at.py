@@ -1,6 +1,6 @@
 """next_send_at through the model and the services, with the clock frozen by time-machine."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 import time_machine
@@ -73,16 +73,26 @@ def test_next_send_at_on_daylight_saving_change_days(zone, now, delivery_time, e
     ],
 )
 def test_a_time_that_happens_twice_is_sent_once(zone, delivery_time, sent_at, local_date, next_day_instant):
-    with time_machine.travel(utc(2025, 1, 1), tick=False):
+    from forecasts.delivery import deliveries_dispatch_due
+    from forecasts.models import Delivery
+
+    with time_machine.travel(sent_at - timedelta(hours=12), tick=False):
         subscription = SubscriptionFactory(time_zone=zone, delivery_time=delivery_time)
-    # Just after the first occurrence the second one is still ahead on the wall clock, but the
-    # schedule skips it, whether or not the dispatcher has recorded the day's delivery yet.
-    with time_machine.travel(sent_at.replace(minute=sent_at.minute + 1), tick=False):
+    assert subscription.next_send_at == sent_at  # the first occurrence
+    just_after = sent_at + timedelta(minutes=1)
+    with time_machine.travel(just_after, tick=False):
+        # Due and not dispatched yet: an edit now keeps it due (the day's email is not skipped).
+        subscription.save()
+        assert subscription.next_send_at == sent_at
+    # The dispatcher sends the first occurrence, and schedules the next day, not the second one.
+    assert len(deliveries_dispatch_due(just_after, enqueue=False).delivery_ids) == 1
+    subscription.refresh_from_db()
+    assert (subscription.last_local_date, subscription.next_send_at) == (local_date, next_day_instant)
+    with time_machine.travel(just_after + timedelta(hours=1), tick=False):  # past the second occurrence
         subscription.save()
         assert subscription.next_send_at == next_day_instant
-        subscription.last_local_date = local_date
-        subscription.save()
-        assert subscription.next_send_at == next_day_instant
+        assert deliveries_dispatch_due(just_after + timedelta(hours=1), enqueue=False).delivery_ids == []
+    assert Delivery.objects.filter(subscription=subscription).count() == 1
 
 
 def test_next_send_at_is_recomputed_when_preferences_change(subscription):

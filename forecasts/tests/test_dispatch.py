@@ -193,3 +193,31 @@ def test_the_due_date_is_the_latest_local_date_whose_time_has_come():
     # 09:59 UTC on 8 March is 23:59 on 8 March in UTC+14; 10:00 UTC is midnight of the 9th.
     assert delivery_module._due_date(at("2025-03-08T09:59Z"), reader)[0] == date(2025, 3, 8)
     assert delivery_module._due_date(at("2025-03-08T10:00Z"), reader)[0] == date(2025, 3, 9)
+
+
+@pytest.mark.parametrize(
+    "change, sent_at",
+    [
+        ({"topics": ["love"]}, "2025-03-09T05:01Z"),  # any edit: today's email still goes
+        ({"delivery_time": time(5, 30)}, "2025-03-09T05:01Z"),  # an earlier time, also passed
+        ({"delivery_time": time(7, 0)}, "2025-03-09T06:00Z"),  # a later time: sent at that time
+    ],
+)
+def test_a_change_while_the_email_is_due_but_not_yet_dispatched_never_skips_the_day(change, sent_at):
+    import time_machine
+
+    from accounts import services
+
+    (reader,) = add_readers(time_zone="Europe/Paris", scheduled_from=at("2025-03-09T04:00Z"))
+    assert reader.next_send_at == at("2025-03-09T05:00Z")  # 06:00 in Paris
+    with time_machine.travel(at("2025-03-09T05:00:30Z"), tick=False):  # before the minute's dispatch
+        services.subscription_update_preferences(reader, **change)
+
+    dispatched_at = None
+    for minute in range(70):  # the beat's dispatch, once a minute
+        now = at("2025-03-09T05:01Z") + timedelta(minutes=minute)
+        if deliveries_dispatch_due(now, enqueue=False).delivery_ids:
+            dispatched_at = dispatched_at or now
+    (delivery,) = Delivery.objects.filter(subscription=reader)
+    assert delivery.local_date == date(2025, 3, 9)
+    assert dispatched_at == at(sent_at)

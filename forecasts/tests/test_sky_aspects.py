@@ -92,6 +92,10 @@ def test_applying_aspects_tighten_and_separating_ones_widen(when):
             continue
         kind = ASPECT_KINDS_BY_NAME[aspect.aspect]
         orb_later = abs(separation(later[aspect.body_a], later[aspect.body_b]) - kind.angle)
+        if abs(orb_later - aspect.orb) < 1e-6:
+            # Two slow bodies at nearly the same speed (Neptune and Pluto in June 1993 moved
+            # 0.00000001 degrees apart in 10 minutes): no direction to measure either.
+            continue
         assert (orb_later < aspect.orb) == aspect.applying, aspect
 
 

@@ -184,40 +184,44 @@ def subscription_update_preferences(subscription: Subscription, **preferences: A
     return _sync(subscription, row)
 
 
-def subscription_pause(subscription: Subscription) -> Subscription:
-    """Active -> paused: no email until resumed."""
+def _move(subscription: Subscription, source: str, target: str, refusal: str) -> Subscription:
+    """source -> target under the row lock, or SubscriptionStateError(refusal) from any other status."""
     with transaction.atomic():
         row = _locked(subscription)
-        if row.status != Status.ACTIVE:
-            raise SubscriptionStateError("Only an active subscription can be paused.")
-        _set_status(row, Status.PAUSED)
+        if row.status != source:
+            raise SubscriptionStateError(refusal)
+        _set_status(row, target)
         row.save()
     return _sync(subscription, row)
+
+
+def subscription_pause(subscription: Subscription) -> Subscription:
+    """Active -> paused: no email until resumed."""
+    return _move(subscription, Status.ACTIVE, Status.PAUSED, "Only an active subscription can be paused.")
 
 
 def subscription_resume(subscription: Subscription) -> Subscription:
     """Paused -> active, from the next local delivery time (today's email is not sent twice)."""
+    return _move(subscription, Status.PAUSED, Status.ACTIVE, "Only a paused subscription can be resumed.")
+
+
+def _stop(subscription: Subscription, status: str, reason: str) -> bool:
+    """Any status -> a stopped one (unsubscribed, suppressed); False when it already was."""
     with transaction.atomic():
         row = _locked(subscription)
-        if row.status != Status.PAUSED:
-            raise SubscriptionStateError("Only a paused subscription can be resumed.")
-        _set_status(row, Status.ACTIVE)
+        if row.status == status:
+            _sync(subscription, row)
+            return False
+        _set_status(row, status, reason)
         row.save()
-    return _sync(subscription, row)
+    _sync(subscription, row)
+    logger.info("subscription %s %s", subscription.pk, status)
+    return True
 
 
 def subscription_unsubscribe(subscription: Subscription, reason: str = "") -> bool:
     """Stop all email for good (until the reader resubscribes). Idempotent: False if already done."""
-    with transaction.atomic():
-        row = _locked(subscription)
-        if row.status == Status.UNSUBSCRIBED:
-            _sync(subscription, row)
-            return False
-        _set_status(row, Status.UNSUBSCRIBED, reason)
-        row.save()
-    _sync(subscription, row)
-    logger.info("subscription %s unsubscribed", subscription.pk)
-    return True
+    return _stop(subscription, Status.UNSUBSCRIBED, reason)
 
 
 def subscription_suppress(subscription: Subscription, reason: str) -> bool:
@@ -226,16 +230,7 @@ def subscription_suppress(subscription: Subscription, reason: str) -> bool:
     Idempotent: False when it was already suppressed. Resubscribing afterwards needs a new
     confirmation through the link, which proves the address works again.
     """
-    with transaction.atomic():
-        row = _locked(subscription)
-        if row.status == Status.SUPPRESSED:
-            _sync(subscription, row)
-            return False
-        _set_status(row, Status.SUPPRESSED, reason)
-        row.save()
-    _sync(subscription, row)
-    logger.info("subscription %s suppressed", subscription.pk)
-    return True
+    return _stop(subscription, Status.SUPPRESSED, reason)
 
 
 def subscription_resubscribe(subscription: Subscription) -> Subscription:

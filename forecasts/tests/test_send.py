@@ -50,6 +50,25 @@ def test_a_batch_is_sent_once_and_recorded_even_if_the_task_runs_twice():
         assert row.forecast_id == forecast.pk
 
 
+def test_a_claim_whose_rows_cannot_be_read_puts_them_back_in_the_queue(monkeypatch):
+    from django.db import OperationalError
+
+    ForecastFactory(date=DAY, sign="leo")
+    ids = [d.pk for d in dispatched(3)]
+
+    def connection_lost(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Delivery.objects, "select_related", connection_lost)  # the read after the claim
+        with pytest.raises(OperationalError):
+            deliveries_send(ids)
+    # Claimed, never sent: queued again (not "sending", which would end as unknown), and sent next time.
+    assert set(Delivery.objects.values_list("status", "sending_at")) == {(Delivery.Status.QUEUED, None)}
+    assert mail.outbox == []
+    assert deliveries_send(ids).sent == 3
+
+
 def test_while_another_worker_writes_the_forecast_the_delivery_waits_in_the_queue_with_its_reason():
     ForecastFactory(date=DAY, sign="leo", status="generating", claimed_at=timezone.now())
     (delivery,) = dispatched()

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from datetime import UTC, date, datetime
+from email import message_from_bytes
 
 import pytest
 import time_machine
@@ -115,3 +116,48 @@ def test_seed_demo_creates_confirmed_subscribers_in_bulk(django_assert_max_num_q
     sample = rows.order_by("?").first()
     assert sample.next_send_at == sample.compute_next_send_at(sample.confirmed_at)
     assert "Created 6000 confirmed demo subscribers" in capsys.readouterr().out
+
+
+READERS_ON_SQLITE = """
+from datetime import UTC, datetime
+from forecasts.tests.factories import add_readers
+start = datetime(2025, 3, 9, tzinfo=UTC)
+add_readers(25, time_zone="Europe/Paris", sign="leo", scheduled_from=start)
+add_readers(15, time_zone="America/New_York", sign="pisces", scheduled_from=start)
+add_readers(2, sign="leo", status="paused", scheduled_from=start)
+"""
+
+
+@pytest.mark.slow
+def test_the_daily_send_runs_on_the_embedded_sqlite_database(tmp_path):
+    """`make run`'s defaults (SQLite, the outbox): the database's own paths of dispatch, claim and
+    recording (the PostgreSQL ones are what every other send test runs)."""
+    env = base_child_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        EMAIL_BACKEND="forecasts.outbox.OutboxEmailBackend",
+        EMAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
+        VAR_DIR=str(tmp_path / "var"),
+        CELERY_BROKER_URL="memory://",
+    )
+
+    def manage(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    manage("migrate", "--verbosity", "0")
+    manage("shell", "--command", READERS_ON_SQLITE)
+    out = manage("dispatch_due", "--now", "2025-03-09T12:00:00Z", "--sync").splitlines()
+    assert out[0] == "2025-03-09 12:00:00 UTC: claimed 40 due subscriptions, queued 40 deliveries."
+    assert out[1].startswith("Sent 40, failed 0,"), out
+    emails = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(emails) == 40
+    assert len({message_from_bytes(path.read_bytes())["To"] for path in emails}) == 40
+    statuses = "from forecasts.models import Delivery; print(list(Delivery.objects.values_list('status', flat=True)))"
+    assert manage("shell", "--no-imports", "--command", statuses).strip() == str(["sent"] * 40)
+    # Run again: everything is recorded as sent, so nothing is sent twice.
+    again = manage("dispatch_due", "--now", "2025-03-09T12:05:00Z", "--sync").splitlines()
+    assert again == ["2025-03-09 12:05:00 UTC: claimed 0 due subscriptions, queued 0 deliveries."]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 40

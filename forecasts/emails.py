@@ -29,7 +29,7 @@ from django.utils.functional import cached_property
 
 from accounts.models import Subscription
 from accounts.scheduling import zone
-from accounts.unsubscribe import preferences_url
+from accounts.unsubscribe import UnsubscribeLinks, preferences_url
 from forecasts.models import Delivery, Forecast
 from forecasts.sky import noon_wheel
 from forecasts.zodiac import SIGNS_BY_SLUG
@@ -268,15 +268,6 @@ def web_version_url(forecast: Forecast) -> str:
     return settings.SITE_URL + reverse(
         "forecasts:sign_day", kwargs={"sign": forecast.sign, "day": forecast.date.isoformat()}
     )
-
-
-def unsubscribe_link(subscription: Subscription) -> str | None:
-    """The one-click unsubscribe URL (accounts/unsubscribe.py), or None for a reader with no subscription row."""
-    if subscription.pk is None:
-        return None
-    from accounts.unsubscribe import unsubscribe_url
-
-    return unsubscribe_url(subscription)
 
 
 @dataclass
@@ -597,6 +588,7 @@ class DailyEmailRenderer:
         self.cache = cache if cache is not None else ForecastPartsCache()
         self._domain = urlsplit(settings.SITE_URL).hostname or "localhost"
         self._preferences_url = preferences_url()
+        self._unsubscribe_links = UnsubscribeLinks()
 
     def parts(self, forecast: Forecast) -> ForecastParts:
         return self.cache.get(forecast, self.subject_prefix)
@@ -617,7 +609,8 @@ class DailyEmailRenderer:
         """One reader's email for `forecast`, ready for any Django email backend."""
         parts = self.parts(forecast)
         email_address = subscription.user.email
-        unsubscribe = unsubscribe_link(subscription)
+        # A reader with no subscription row (an admin's preview) gets the preferences page instead.
+        unsubscribe = self._unsubscribe_links.url(subscription) if subscription.pk is not None else None
         web_url = f"{parts.web_url}?tz={quote(subscription.time_zone, safe='/')}"
         values = {
             "email": email_address,

@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from accounts import services
 from accounts.models import Subscription
 from accounts.tests.factories import SubscriptionFactory, UserFactory
-from accounts.unsubscribe import preferences_url, unsubscribe_token, unsubscribe_url
+from accounts.unsubscribe import (
+    UnsubscribeLinks,
+    preferences_url,
+    subscription_id_from_unsubscribe_token,
+    unsubscribe_token,
+    unsubscribe_url,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +37,23 @@ def test_unsubscribe_url_is_absolute_from_site_url(subscription, settings):
     url = unsubscribe_url(subscription)
     assert url.startswith("https://horoscope.example.com/unsubscribe/") and url.endswith("/")
     assert preferences_url() == "https://horoscope.example.com/portal/preferences/"
+
+
+@time_machine.travel("2026-03-01 06:00:00+00:00", tick=False)
+def test_the_sends_links_are_the_same_urls_reversed_once(settings):
+    settings.SITE_URL = "https://horoscope.example.com"
+    readers = [SubscriptionFactory() for _ in range(3)]
+    links = UnsubscribeLinks()
+    for reader in readers:
+        url = links.url(reader)
+        assert url == unsubscribe_url(reader)  # the same second: the same token
+        token = path_of(url).split("/")[-2]
+        assert subscription_id_from_unsubscribe_token(token) == reader.pk
+        response = Client().post(
+            path_of(url), "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+        )
+        assert response.status_code == 200
+    assert set(Subscription.objects.values_list("status", flat=True)) == {Subscription.Status.UNSUBSCRIBED}
 
 
 def test_get_shows_a_confirmation_and_changes_nothing(subscription):

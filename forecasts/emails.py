@@ -366,6 +366,14 @@ def compile_template(template: str) -> tuple:
     return tuple(pieces)
 
 
+def single_blank_lines(text: str) -> str:
+    """Runs of blank lines (left where a reader's topic sections were) down to one; what
+    re.sub(r"\n{3,}", "\n\n", text) does, several times faster per email."""
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text
+
+
 def fill_template(pieces: tuple, topics: set[str], values: dict[str, str]) -> str:
     """A compiled template with the reader's values, and only the sections of their topics."""
     out: list[str] = []
@@ -621,7 +629,7 @@ class DailyEmailRenderer:
             **self.time_labels(parts, subscription.time_zone),
         }
         topics = set(subscription.topics or []) & parts.topics
-        text = re.sub(r"\n{3,}", "\n\n", fill_template(parts.text_pieces, topics, values)).strip() + "\n"
+        text = single_blank_lines(fill_template(parts.text_pieces, topics, values)).strip() + "\n"
         html_values = {key: html.escape(value) for key, value in values.items()}
         body_html = fill_template(parts.html_pieces, topics, html_values)
 

@@ -12,7 +12,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from accounts.models import Subscription
-from forecasts.emails import DailyEmailRenderer, PrebuiltEmail
+from forecasts.emails import DailyEmailRenderer, PrebuiltEmail, single_blank_lines
 from forecasts.models import Delivery, Forecast
 from forecasts.tests.factories import ForecastFactory, add_readers
 
@@ -143,6 +143,11 @@ def test_any_address_gets_the_email_django_would_build(local, domain):
         return  # an address Django itself refuses to write; the send records it as failed
     if expected is not None:
         assert unfolded(message.message().as_bytes(linesep="\r\n")) == unfolded(expected)
+
+
+@given(st.text(alphabet="\n a\r", max_size=40))
+def test_blank_lines_collapse_as_the_regular_expression_would(text):
+    assert single_blank_lines(text) == re.sub(r"\n{3,}", "\n\n", text)
 
 
 def test_long_html_lines_are_broken_between_words_never_inside_tags():

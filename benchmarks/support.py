@@ -191,6 +191,17 @@ def drop_database(name: str) -> None:
         conn.execute("CHECKPOINT")
 
 
+def settle() -> None:
+    """Start a timed run from a quiet disk: PostgreSQL's dirty pages handed to the OS (CHECKPOINT)
+    and the OS's written out (sync). Otherwise what setting up wrote (seeding readers, the run
+    before) is written back during the next timed run, on the same two cores, by chance more
+    in one run than another."""
+    env = environment()
+    with psycopg.connect(env.dsn("postgres"), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    os.sync()
+
+
 def child_env(**overrides: str) -> dict[str, str]:
     """Environment for a child process running the project's code against the current database."""
     env = environment()

@@ -3,7 +3,7 @@
 import logging
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 from django.db import DatabaseError, connection
 
 from horoscope_site.entrypoints import exit_on_config_error
@@ -73,3 +73,24 @@ app.steps["consumer"].add(DatabaseHeartbeat)
 def ping_task(value: str) -> str:
     """Echo a value back: lets tests and health checks see a worker do real work."""
     return value
+
+
+@signals.worker_init.connect
+def load_the_send_path(**kwargs) -> None:
+    """Load what sending needs in the main process, before the pool forks its children.
+
+    Each child then starts with it (shared, copy-on-write) instead of spending half a second
+    of its first batch on it: boto3, django-ses and redis imported, the URL resolver built (the
+    first reverse() imports every view), the email templates compiled by the cached loader.
+    """
+    import boto3  # noqa: F401
+    import django_ses  # noqa: F401
+    import redis  # noqa: F401
+    from django.template.loader import get_template
+
+    from accounts.unsubscribe import preferences_url
+    from forecasts import delivery  # noqa: F401
+
+    preferences_url()
+    for name in ("emails/daily_subject.txt", "emails/daily.txt", "emails/daily.html"):
+        get_template(name)

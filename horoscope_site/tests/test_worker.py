@@ -1,5 +1,7 @@
 """Real worker processes: a task round trip on the embedded broker, and the heartbeat /healthz reads."""
 
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import environ
@@ -9,7 +11,7 @@ from celery import Celery
 from forecasts.models import WorkerHeartbeat
 from horoscope_site.celery import app as celery_app
 from horoscope_site.config import celery_broker_options
-from tests.support.servers import base_child_env, celery_worker, database_url, moto_server, wait_for
+from tests.support.servers import REPO_ROOT, base_child_env, celery_worker, database_url, moto_server, wait_for
 from tests.support.workers import tasks_sent_to
 
 pytestmark = pytest.mark.slow
@@ -93,3 +95,29 @@ def test_a_worker_reports_its_heartbeat_and_healthz_counts_it_on_every_broker(br
     # What /healthz asked before: SQS carries no broadcast, so a ping is never answered there.
     assert bool(pinged) is broker.answers_ping
     assert "heartbeat not recorded" not in worker.log()
+
+
+def test_the_main_process_loads_the_send_path_before_the_pool_forks():
+    """What each child would otherwise load on its first batch (half a second of it)."""
+    probe = """
+import sys
+import django
+django.setup()
+from celery import signals
+from django.template import engines
+from django.urls import get_resolver
+from horoscope_site.celery import app
+assert "boto3" not in sys.modules and "redis" not in sys.modules and not get_resolver()._populated
+signals.worker_init.send(sender=None)
+cached = engines["django"].engine.template_loaders[0].get_template_cache
+print(sorted({"boto3", "django_ses", "redis"} & set(sys.modules)), get_resolver()._populated)
+print(sorted(name for name in cached if name.startswith("emails/daily")))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=base_child_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "['boto3', 'django_ses', 'redis'] True",
+        "['emails/daily.html', 'emails/daily.txt', 'emails/daily_subject.txt']",
+    ]

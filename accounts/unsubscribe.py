@@ -44,6 +44,10 @@ def unsubscribe_url(subscription) -> str:
     return unsubscribe_url_for_token(unsubscribe_token(subscription))
 
 
+def unsubscribe_url_for_token(token: str) -> str:
+    return _absolute(reverse("subscription:unsubscribe", args=[token]))
+
+
 class UnsubscribeLinks:
     """Unsubscribe URLs for many readers in a row (the daily send): the URL is reversed once,
     each reader's token is signed; the same URLs as `unsubscribe_url`."""
@@ -58,10 +62,6 @@ class UnsubscribeLinks:
         if not URL_SAFE_TOKEN_RE.fullmatch(token):  # never, from signing.dumps; reverse() would quote it
             return unsubscribe_url_for_token(token)
         return f"{self._before}{token}{self._after}"
-
-
-def unsubscribe_url_for_token(token: str) -> str:
-    return _absolute(reverse("subscription:unsubscribe", args=[token]))
 
 
 def preferences_url() -> str:

@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from accounts.models import Subscription
 from accounts.scheduling import local_send_instant, next_send_at, zone
-from forecasts.emails import DailyEmailRenderer, send_parts_cache
+from forecasts.emails import FORECAST_KEY_FIELDS, DailyEmailRenderer, send_parts_cache
 from forecasts.models import Delivery, Forecast
 from forecasts.ratelimit import send_rate_limiter, window_for
 from forecasts.ses import (
@@ -105,13 +105,19 @@ def forecast_for(day: date, sign: str) -> Forecast | None:
     )
 
 
-def forecasts_for(pairs: Iterable[tuple[date, str]]) -> dict[tuple[date, str], Forecast]:
-    """Ready forecasts for many (date, sign) pairs: one query, then `forecast_for` for each one missing."""
+def forecasts_for(
+    pairs: Iterable[tuple[date, str]], *, only: Sequence[str] | None = None
+) -> dict[tuple[date, str], Forecast]:
+    """Ready forecasts for many (date, sign) pairs: one query, then `forecast_for` for each one missing.
+
+    With `only`, just those fields are loaded (the others on first use, as Django defers them).
+    """
     pairs = set(pairs)
     if not pairs:
         return {}
     wanted = reduce(or_, (Q(date=day, sign=sign) for day, sign in pairs))
-    found = {(f.date, f.sign): f for f in Forecast.objects.filter(wanted, status__in=READY_STATUSES)}
+    ready = Forecast.objects.filter(wanted, status__in=READY_STATUSES)
+    found = {(f.date, f.sign): f for f in (ready.only(*only) if only else ready)}
     for day, sign in sorted(pairs - found.keys()):
         forecast = forecast_for(day, sign)
         if forecast is not None:
@@ -601,7 +607,8 @@ class _Sender:
     def forecasts(self, pairs: set[tuple[date, str]]) -> dict[tuple[date, str], Forecast | None]:
         missing = pairs - self._forecasts.keys()
         if missing:
-            found = forecasts_for(missing)
+            # Rendered emails are cached per process by the forecast's key fields (send_parts_cache).
+            found = forecasts_for(missing, only=FORECAST_KEY_FIELDS)
             self._forecasts.update({pair: found.get(pair) for pair in missing})
         return self._forecasts
 

@@ -160,6 +160,32 @@ def test_the_html_is_inlined_once_per_forecast_until_the_forecast_changes(monkey
         assert message.to[0] in html and message.to[0] in message.body
 
 
+def test_a_batch_loads_its_forecasts_key_fields_and_the_whole_row_only_to_render_it():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    leo = ForecastFactory(date=DAY, sign="leo", headline="The first headline")
+    first, second, third = ([d.pk for d in dispatched(2, sign="leo")] for _ in range(3))
+
+    def forecast_loads(queries) -> list[str]:
+        return [q["sql"] for q in queries if 'FROM "forecasts_forecast"' in q["sql"]]
+
+    with CaptureQueriesContext(connection) as batch:
+        assert deliveries_send(first).sent == 2
+    key_fields, whole_row = forecast_loads(batch)  # the whole row once, to render the email
+    assert '"facts"' not in key_fields and '"facts"' in whole_row
+    with CaptureQueriesContext(connection) as batch:
+        assert deliveries_send(second).sent == 2
+    (key_fields,) = forecast_loads(batch)  # rendered already: only what finds it
+    assert '"facts"' not in key_fields
+
+    leo.headline = "An edited headline"
+    leo.save()
+    assert deliveries_send(third).sent == 2
+    subjects = [message.subject for message in mail.outbox]
+    assert [subject.endswith("An edited headline") for subject in subjects] == [False] * 4 + [True] * 2
+
+
 def test_the_email_has_its_headers_text_and_dark_mode_ready_html(settings):
     settings.AWS_SES_CONFIGURATION_SET = "daily-horoscope-events"
     ForecastFactory(date=DAY, sign="leo")

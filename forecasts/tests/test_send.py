@@ -69,6 +69,39 @@ def test_a_claim_whose_rows_cannot_be_read_puts_them_back_in_the_queue(monkeypat
     assert deliveries_send(ids).sent == 3
 
 
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_given_the_same_batch_at_once_send_each_email_once(monkeypatch):
+    import threading
+
+    from django.db import connection
+
+    monkeypatch.setattr(delivery_module, "CLAIM_CHUNK", 5)  # many claims each, so the two interleave
+    ForecastFactory(date=DAY, sign="leo")
+    ids = [d.pk for d in dispatched(120)]
+    barrier = threading.Barrier(2)
+    reports, errors = [], []
+
+    def sender():
+        try:
+            barrier.wait()
+            reports.append(deliveries_send(ids))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sum(report.sent for report in reports) == 120
+    assert sum(report.claimed for report in reports) == 120
+    assert len(mail.outbox) == len({m.to[0] for m in mail.outbox}) == 120
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(Delivery.Status.SENT, 1)}
+
+
 def test_while_another_worker_writes_the_forecast_the_delivery_waits_in_the_queue_with_its_reason():
     ForecastFactory(date=DAY, sign="leo", status="generating", claimed_at=timezone.now())
     (delivery,) = dispatched()

@@ -116,7 +116,11 @@ class Delivery(models.Model):
         UNKNOWN = "unknown", "Unknown (worker lost while sending)"
         CANCELLED = "cancelled", "Cancelled (reader no longer subscribed)"
 
-    subscription = models.ForeignKey("accounts.Subscription", on_delete=models.CASCADE, related_name="deliveries")
+    # No index of its own: the unique (subscription, local_date) index serves lookups by
+    # subscription, and every status change would write one more index entry.
+    subscription = models.ForeignKey(
+        "accounts.Subscription", on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     local_date = models.DateField()
     due_at = models.DateTimeField(help_text="When it was due (UTC).")
     forecast = models.ForeignKey(Forecast, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")

@@ -221,3 +221,15 @@ def test_a_change_while_the_email_is_due_but_not_yet_dispatched_never_skips_the_
     (delivery,) = Delivery.objects.filter(subscription=reader)
     assert delivery.local_date == date(2025, 3, 9)
     assert dispatched_at == at(sent_at)
+
+
+def test_a_deliverys_status_change_writes_no_index_the_unique_one_already_covers():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Delivery._meta.db_table)
+    indexed = [c["columns"] for c in constraints.values() if c["index"] or c["unique"]]
+    # Lookups by reader use the unique (subscription, local_date) index; a second one on
+    # subscription alone would only cost a write per status change.
+    assert ["subscription_id", "local_date"] in indexed
+    assert ["subscription_id"] not in indexed

@@ -1,6 +1,5 @@
 """Dispatch: due subscriptions become exactly one Delivery per reader and local date."""
 
-import threading
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from forecasts import delivery as delivery_module
 from forecasts.delivery import deliveries_dispatch_due
 from forecasts.models import Delivery
 from forecasts.tests.factories import add_readers
+from tests.support.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -158,24 +158,9 @@ def test_two_dispatchers_at_once_never_claim_a_subscription_twice(settings):
     settings.DISPATCH_CHUNK_SIZE = 25  # many small transactions, so the two really interleave
     add_readers(300, scheduled_from=at("2025-03-09T00:00Z"))
     now = at("2025-03-09T06:00Z")
-    barrier = threading.Barrier(2)
-    results, errors = [], []
 
-    def dispatcher():
-        try:
-            barrier.wait()
-            results.append(deliveries_dispatch_due(now, enqueue=False))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+    results = at_once(lambda: deliveries_dispatch_due(now, enqueue=False))
 
-    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
     assert sum(result.claimed for result in results) == 300
     assert Delivery.objects.count() == 300
     claimed_ids = [i for result in results for i in result.delivery_ids]
@@ -224,8 +209,6 @@ def test_a_change_while_the_email_is_due_but_not_yet_dispatched_never_skips_the_
 
 
 def test_a_deliverys_status_change_writes_no_index_the_unique_one_already_covers():
-    from django.db import connection
-
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, Delivery._meta.db_table)
     indexed = [c["columns"] for c in constraints.values() if c["index"] or c["unique"]]

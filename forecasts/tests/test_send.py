@@ -19,6 +19,7 @@ from forecasts.delivery import (
 )
 from forecasts.models import Delivery, Forecast
 from forecasts.tests.factories import ForecastFactory, add_readers
+from tests.support.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -71,31 +72,12 @@ def test_a_claim_whose_rows_cannot_be_read_puts_them_back_in_the_queue(monkeypat
 
 @pytest.mark.django_db(transaction=True)
 def test_two_senders_given_the_same_batch_at_once_send_each_email_once(monkeypatch):
-    import threading
-
-    from django.db import connection
-
     monkeypatch.setattr(delivery_module, "CLAIM_CHUNK", 5)  # many claims each, so the two interleave
     ForecastFactory(date=DAY, sign="leo")
     ids = [d.pk for d in dispatched(120)]
-    barrier = threading.Barrier(2)
-    reports, errors = [], []
 
-    def sender():
-        try:
-            barrier.wait()
-            reports.append(deliveries_send(ids))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+    reports = at_once(lambda: deliveries_send(ids))
 
-    threads = [threading.Thread(target=sender) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
     assert sum(report.sent for report in reports) == 120
     assert sum(report.claimed for report in reports) == 120
     assert len(mail.outbox) == len({m.to[0] for m in mail.outbox}) == 120

@@ -5,7 +5,6 @@ from datetime import date, timedelta
 
 import pytest
 import time_machine
-from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Subscription
@@ -25,6 +24,7 @@ from forecasts.prompts import PROMPT_VERSION
 from forecasts.tasks import forecasts_prepare_task
 from forecasts.tests.generation.answers import EMPTY_ANSWER, FALSE_ANSWER, grounded_answer
 from forecasts.zodiac import SIGN_SLUGS
+from tests.support.concurrency import at_once
 
 # 20 June 2025: Mercury direct, Venus in Taurus, no full moon (checked below).
 DAY = date(2025, 6, 20)
@@ -191,24 +191,9 @@ def test_two_concurrent_prepare_runs_write_twelve_forecasts_with_at_most_twelve_
         return grounded_answer(body)
 
     fake_openai.default = slow_answer
-    errors = []
-    barrier = threading.Barrier(2)
 
-    def run():
-        try:
-            barrier.wait()
-            forecasts_prepare(DAY)
-        except Exception as error:  # reported below
-            errors.append(error)
-        finally:
-            connection.close()
+    at_once(lambda: forecasts_prepare(DAY))
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
     assert Forecast.objects.filter(date=DAY).count() == 12
     assert Forecast.objects.filter(date=DAY, status=Forecast.Status.DRAFT).count() == 12
     assert fake_openai.call_count <= 12

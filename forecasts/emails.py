@@ -270,6 +270,12 @@ def web_version_url(forecast: Forecast) -> str:
     )
 
 
+SUBJECT_TEMPLATE = "emails/daily_subject.txt"
+TEXT_TEMPLATE = "emails/daily.txt"
+HTML_TEMPLATE = "emails/daily.html"
+DAILY_TEMPLATES = (SUBJECT_TEMPLATE, TEXT_TEMPLATE, HTML_TEMPLATE)
+
+
 @dataclass
 class ForecastParts:
     """What every reader of one forecast shares: rendered once, with placeholders."""
@@ -311,10 +317,10 @@ def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> Forec
         "site_url": settings.SITE_URL,
         "t": {name: token(name) for name in ("unsubscribe_url", "web_url", "email", "time_zone", "delivery_time")},
     }
-    subject = " ".join(render_to_string("emails/daily_subject.txt", context).split())
+    subject = " ".join(render_to_string(SUBJECT_TEMPLATE, context).split())
     context["subject"] = subject_prefix + subject
-    text = render_to_string("emails/daily.txt", context)
-    document = wrap_html_lines(inline_css(render_to_string("emails/daily.html", context)))
+    text = render_to_string(TEXT_TEMPLATE, context)
+    document = wrap_html_lines(inline_css(render_to_string(HTML_TEMPLATE, context)))
     return ForecastParts(
         forecast=forecast,
         subject=subject_prefix + subject,

@@ -15,7 +15,7 @@ import time
 from datetime import date, timedelta
 
 DAY = date(2025, 3, 14)
-OPENAI_PATH = "forecasts.generators.openai_responses.OpenAIGenerator"
+OPENAI_PATH = "forecasts.writing.generators.openai_responses.OpenAIGenerator"
 PROMPT_SIGN = re.compile(r"Daily Forecast for (\w+) \(")
 
 
@@ -39,8 +39,8 @@ def _prepare_with_fake_openai(day: date, answer) -> tuple[dict, float]:
     """Delete `day`'s forecasts, prepare them again through the OpenAI generator; (figures, seconds)."""
     from django.conf import settings
 
-    from forecasts.generation import forecasts_prepare
     from forecasts.models import Forecast
+    from forecasts.writing.generation import forecasts_prepare
     from tests.support.fake_openai import FakeOpenAI
 
     Forecast.objects.filter(date=day).delete()
@@ -78,10 +78,10 @@ def run() -> dict:
     support.use_database("bench_prepare")
     from django.conf import settings
 
-    from forecasts.generation import OFFLINE_PATH, forecasts_prepare
-    from forecasts.knowledge import knowledge_load
+    from forecasts.writing.generation import OFFLINE_PATH, forecasts_prepare
+    from forecasts.writing.knowledge import knowledge_load
 
-    settings.RETRIEVAL_BACKEND = "forecasts.retrieval.LocalIndex"
+    settings.RETRIEVAL_BACKEND = "forecasts.writing.retrieval.LocalIndex"
     began = time.perf_counter()
     knowledge_load()
     knowledge_s = time.perf_counter() - began

@@ -58,7 +58,7 @@ def _naive_sky(when: datetime) -> None:
 def run() -> dict:
     from forecasts.sky import events_between, sky_at
     from forecasts.sky.ephemeris import ephemeris
-    from forecasts.transits import sky_window, transits_for_all_signs
+    from forecasts.writing.transits import sky_window, transits_for_all_signs
 
     began = time.perf_counter()
     ephemeris()

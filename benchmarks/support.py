@@ -293,8 +293,8 @@ def local_dates_due(now: datetime, spread_minutes: int = 30) -> list[date]:
 
 def prepare_forecasts(days: list[date]) -> float:
     """The knowledge base and the twelve forecasts of each day, by the offline composer; returns seconds."""
-    from forecasts.generation import OFFLINE_PATH, forecasts_prepare
-    from forecasts.knowledge import knowledge_load
+    from forecasts.writing.generation import OFFLINE_PATH, forecasts_prepare
+    from forecasts.writing.knowledge import knowledge_load
 
     began = time.perf_counter()
     knowledge_load()

@@ -11,9 +11,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from forecasts.delivery import RESENDABLE, deliveries_resend, deliveries_run_report
-from forecasts.heartbeats import heartbeat_problem
 from forecasts.models import Delivery, SesEvent, WorkerHeartbeat
+from forecasts.sending.delivery import RESENDABLE, deliveries_resend, deliveries_run_report
+from forecasts.sending.heartbeats import heartbeat_problem
 
 
 @admin.register(Delivery)
@@ -139,7 +139,7 @@ class SesEventAdmin(admin.ModelAdmin):
 
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
-    """Which Celery workers are alive: each one writes its own row (see forecasts/heartbeats.py)."""
+    """Which Celery workers are alive: each one writes its own row (see forecasts/sending/heartbeats.py)."""
 
     list_display = ["hostname", "beat_at", "alive"]
     search_fields = ["hostname"]

@@ -13,12 +13,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from forecasts.generation import forecast_regenerate
-from forecasts.grounding import check_forecast
-from forecasts.knowledge import PassageDoc
 from forecasts.models import Forecast, Passage
-from forecasts.retrieval import RetrievalError, retrieval_backend
 from forecasts.topics import TOPIC_LABELS, TOPICS
+from forecasts.writing.generation import forecast_regenerate
+from forecasts.writing.grounding import check_forecast
+from forecasts.writing.knowledge import PassageDoc
+from forecasts.writing.retrieval import RetrievalError, retrieval_backend
 
 MAX_REGENERATE = 12
 

@@ -8,7 +8,7 @@ from forecasts.zodiac import SIGN_CHOICES
 
 
 class Passage(models.Model):
-    """One passage of the astrology knowledge base (loaded from forecasts/knowledge/*.yaml)."""
+    """One passage of the astrology knowledge base (loaded from forecasts/writing/knowledge_base/*.yaml)."""
 
     class Kind(models.TextChoices):
         SIGN_PROFILE = "sign_profile", "Sign profile"

@@ -1,8 +1,8 @@
-"""Celery tasks: thin wrappers that call one service each (see forecasts/delivery.py)."""
+"""Celery tasks: thin wrappers that call one service each (see forecasts/sending/delivery.py)."""
 
 from celery import shared_task
 
-from forecasts.delivery import (
+from forecasts.sending.delivery import (
     DeliveriesRetryLater,
     deliveries_dispatch_due,
     deliveries_requeue_stale,
@@ -43,11 +43,11 @@ def forecasts_prepare_task(days_ahead: int = 1) -> dict:
     """Beat: queue one task per forecast still missing for the UTC dates today .. today + days_ahead.
 
     One sign per task keeps each task short (at most OPENAI_MAX_ATTEMPTS model calls) and lets
-    several workers write in parallel; the claim in forecasts/generation.py makes duplicates harmless.
+    several workers write in parallel; the claim in forecasts/writing/generation.py makes duplicates harmless.
     """
     from django.utils import timezone
 
-    from forecasts.generation import forecasts_missing
+    from forecasts.writing.generation import forecasts_missing
 
     missing = forecasts_missing(timezone.now().date(), days_ahead + 1)
     for day, sign in missing:
@@ -60,7 +60,7 @@ def forecast_prepare_task(day: str, sign: str) -> str:
     """Write one forecast, unless it is written already or another worker is writing it."""
     from datetime import date
 
-    from forecasts.generation import forecast_get_or_generate
+    from forecasts.writing.generation import forecast_get_or_generate
 
     forecast = forecast_get_or_generate(date.fromisoformat(day), sign, wait=0)
     return forecast.status if forecast else "being written by another worker"

@@ -25,7 +25,7 @@ app.autodiscover_tasks()
 class DatabaseHeartbeat(bootsteps.StartStopStep):
     """Record in the database that this worker is alive: at once, then every WORKER_HEARTBEAT_SECONDS.
 
-    /healthz reads it (forecasts/heartbeats.py); Celery's own heartbeats are events sent over the
+    /healthz reads it (forecasts/sending/heartbeats.py); Celery's own heartbeats are events sent over the
     broker, which the web would have to consume. A step of the consumer, started once tasks are
     consumed: its beats stop while the worker has lost the broker and resume when it reconnects.
     Not a beat task: beat may be down while workers are fine, and a task waits behind the queue.
@@ -51,7 +51,7 @@ class DatabaseHeartbeat(bootsteps.StartStopStep):
 
     def beat(self, hostname: str, starting: bool = False) -> None:
         # Imported here: this module is loaded before Django's apps are ready.
-        from forecasts.heartbeats import heartbeat_record, heartbeats_forget_gone
+        from forecasts.sending.heartbeats import heartbeat_record, heartbeats_forget_gone
 
         try:
             if starting:
@@ -89,8 +89,8 @@ def load_the_send_path(**kwargs) -> None:
     from django.template.loader import get_template
 
     from accounts.unsubscribe import preferences_url
-    from forecasts import delivery  # noqa: F401
-    from forecasts.emails import DAILY_TEMPLATES
+    from forecasts.sending import delivery  # noqa: F401
+    from forecasts.sending.emails import DAILY_TEMPLATES
 
     preferences_url()
     for name in DAILY_TEMPLATES:

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.http import HttpRequest
 
-from forecasts.outbox import OUTBOX_BACKEND
+from forecasts.sending.outbox import OUTBOX_BACKEND
 
 
 def site(request: HttpRequest) -> dict:
@@ -11,6 +11,6 @@ def site(request: HttpRequest) -> dict:
     return {
         "COGNITO_ENABLED": settings.COGNITO_ENABLED,
         "OUTBOX_ENABLED": outbox,
-        # Who may open /outbox/ (forecasts/views_outbox.py): anyone in development, else staff.
+        # Who may open /outbox/ (forecasts/web/outbox_views.py): anyone in development, else staff.
         "OUTBOX_VISIBLE": outbox and (settings.DEBUG or bool(user and user.is_staff)),
     }

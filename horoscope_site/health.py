@@ -1,6 +1,6 @@
 """/healthz: is the database reachable, the broker reachable, and a worker alive?
 
-A worker is alive when its heartbeat in the database is recent (forecasts/heartbeats.py), which
+A worker is alive when its heartbeat in the database is recent (forecasts/sending/heartbeats.py), which
 works on every broker: a broadcast ping would need fanout, which SQS does not carry.
 """
 
@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from forecasts.heartbeats import heartbeat_latest, heartbeat_problem
+from forecasts.sending.heartbeats import heartbeat_latest, heartbeat_problem
 from horoscope_site.celery import app as celery_app
 
 BROKER_TIMEOUT_S = 2.0

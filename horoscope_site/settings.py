@@ -205,7 +205,7 @@ STORAGES = {
 }
 
 # Email: a local outbox of .eml files by default; django-ses (SESv2) in production.
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="forecasts.outbox.OutboxEmailBackend")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="forecasts.sending.outbox.OutboxEmailBackend")
 EMAIL_OUTBOX_DIR = Path(env.str("EMAIL_OUTBOX_DIR", default=str(VAR_DIR / "outbox")))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Daily Horoscope <horoscope@localhost>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
@@ -259,7 +259,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Each worker records a heartbeat in the database this often; /healthz wants one from the last
-# three intervals (see forecasts/heartbeats.py).
+# three intervals (see forecasts/sending/heartbeats.py).
 WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=30)
 require(WORKER_HEARTBEAT_SECONDS > 0, "WORKER_HEARTBEAT_SECONDS must be a positive number of seconds")
 
@@ -272,7 +272,7 @@ CACHES = {
     )
 }
 
-# The daily send (forecasts/delivery.py).
+# The daily send (forecasts/sending/delivery.py).
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=100)  # deliveries per send task
 # SES calls in flight at once per worker process (threads sharing one boto3 client), all under
 # the shared rate. 1 spends the least CPU per email (threads contend for the GIL); raise it when
@@ -290,7 +290,9 @@ require(
 # The send rate shared by every worker lives in Redis when there is one, else in the database.
 SEND_RATE_LIMITER = env.str(
     "SEND_RATE_LIMITER",
-    default="forecasts.ratelimit.RedisRateLimiter" if REDIS_URL else "forecasts.ratelimit.DatabaseRateLimiter",
+    default="forecasts.sending.ratelimit.RedisRateLimiter"
+    if REDIS_URL
+    else "forecasts.sending.ratelimit.DatabaseRateLimiter",
 )
 # Extra time added to the limiter's 1-second window: covers the spread between taking a slot
 # and the request reaching SES, so SES never sees more than its maximum in any second.
@@ -304,7 +306,7 @@ OPENAI_TIMEOUT = env.float("OPENAI_TIMEOUT", default=30.0)
 PINECONE_API_KEY = SECRETS.get("PINECONE_API_KEY") or ""
 PINECONE_INDEX = env.str("PINECONE_INDEX", default="horoscope-kb")
 PINECONE_HOST = env.str("PINECONE_HOST", default="")
-# Generation and retrieval (forecasts/generation.py, forecasts/retrieval.py). Empty dotted paths
+# Generation and retrieval (forecasts/writing/generation.py, forecasts/writing/retrieval.py). Empty dotted paths
 # pick OpenAI / Pinecone when their key is set, else the offline composer / local BM25 index.
 FORECAST_GENERATOR = env.str("FORECAST_GENERATOR", default="")
 RETRIEVAL_BACKEND = env.str("RETRIEVAL_BACKEND", default="")

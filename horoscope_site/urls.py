@@ -8,12 +8,12 @@ from horoscope_site.health import healthz
 admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
-    path("", include("forecasts.urls")),
+    path("", include("forecasts.web.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
-    path("api/v1/", include("forecasts.urls_api")),
+    path("api/v1/", include("forecasts.web.urls_api")),
     path("portal/", include("accounts.urls")),
     path("", include("accounts.urls_public")),
-    path("outbox/", include("forecasts.urls_outbox")),
+    path("outbox/", include("forecasts.web.urls_outbox")),
 ]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from forecasts.ses import forget_max_send_rate
+from forecasts.sending.ses import forget_max_send_rate
 
 
 @pytest.fixture(autouse=True)

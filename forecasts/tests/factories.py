@@ -12,7 +12,7 @@ from forecasts.models import Forecast
 
 
 def sample_facts(day: date) -> list[dict]:
-    """Facts shaped as forecasts/transits.py writes them: summaries name their instants in UTC,
+    """Facts shaped as forecasts/writing/transits.py writes them: summaries name their instants in UTC,
     and summary_template and instants keep those instants apart."""
     month = f"{day:%b}"
     return [

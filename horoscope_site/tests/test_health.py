@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from forecasts.heartbeats import heartbeat_record
+from forecasts.sending.heartbeats import heartbeat_record
 from horoscope_site import health
 
 NOW = datetime(2025, 3, 9, 6, 0, tzinfo=UTC)

@@ -26,7 +26,7 @@ import pytest
 from botocore import xform_name
 from moto.core.responses import BaseResponse
 
-from forecasts.heartbeats import heartbeat_record
+from forecasts.sending.heartbeats import heartbeat_record
 from horoscope_site import secrets as app_secrets
 from horoscope_site.config import celery_broker_options
 from tests.support.servers import REPO_ROOT, moto_server
@@ -69,8 +69,8 @@ LIBRARY_CLIENT_ATTRIBUTES = {
 
 # Which role runs a module's own AWS calls (default: both).
 MODULE_ROLES: dict[str, frozenset[str]] = {
-    "forecasts/ses.py": WORKER,  # GetAccount for the shared send rate: only the daily send paces itself
-    "forecasts/delivery.py": WORKER,
+    "forecasts/sending/ses.py": WORKER,  # GetAccount for the shared send rate: only the daily send paces itself
+    "forecasts/sending/delivery.py": WORKER,
     "forecasts/tasks.py": WORKER,
 }
 
@@ -289,7 +289,7 @@ def test_gatherer_finds_client_calls_through_names_attributes_and_factories(tmp_
 def test_project_scan_sees_the_project_code():
     files = {path.relative_to(REPO_ROOT).as_posix() for path in project_files()}
     assert "horoscope_site/secrets.py" in files
-    assert "forecasts/api.py" in files
+    assert "forecasts/web/api.py" in files
     assert not any("/tests/" in name or name.startswith("tests/") for name in files)
 
 

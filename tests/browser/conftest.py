@@ -13,7 +13,7 @@ from django.core.cache import cache
 
 from tests.support.browser import DESKTOP
 
-OFFLINE_COMPOSER = "forecasts.generators.offline.OfflineComposer"
+OFFLINE_COMPOSER = "forecasts.writing.generators.offline.OfflineComposer"
 CSP_MESSAGE = re.compile(r"Content Security Policy", re.I)
 
 
@@ -57,7 +57,7 @@ class BrowserSession:
 @pytest.fixture
 def site(settings, live_server):
     """The live server as a person meets it in development: local outbox, offline composer."""
-    settings.EMAIL_BACKEND = "forecasts.outbox.OutboxEmailBackend"
+    settings.EMAIL_BACKEND = "forecasts.sending.outbox.OutboxEmailBackend"
     settings.DEBUG = True  # the outbox pages are open to anyone on the machine in development only
     settings.SITE_URL = live_server.url  # links in emails lead back to this server
     settings.FORECAST_GENERATOR = OFFLINE_COMPOSER

@@ -9,9 +9,9 @@ from django.utils import timezone
 from accounts.scheduling import local_date_of
 from accounts.tests.factories import PASSWORD, SubscriptionFactory, UserFactory
 from accounts.unsubscribe import unsubscribe_url
-from forecasts.generation import forecasts_prepare
 from forecasts.models import Forecast
-from forecasts.outbox import outbox_messages
+from forecasts.sending.outbox import outbox_messages
+from forecasts.writing.generation import forecasts_prepare
 from tests.support.browser import PHONE, has_horizontal_overflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

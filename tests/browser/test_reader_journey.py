@@ -17,9 +17,9 @@ from playwright.sync_api import expect
 from accounts.models import Subscription, User
 from accounts.scheduling import local_date_of
 from accounts.tests.factories import PASSWORD
-from forecasts.generation import forecasts_prepare
 from forecasts.models import Delivery, Forecast
-from forecasts.outbox import outbox_messages, read_message
+from forecasts.sending.outbox import outbox_messages, read_message
+from forecasts.writing.generation import forecasts_prepare
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

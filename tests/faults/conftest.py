@@ -27,11 +27,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Subscription, User
-from forecasts import ses_events
 from forecasts.models import Delivery
-from forecasts.ses import forget_max_send_rate
+from forecasts.sending import ses_events
+from forecasts.sending.ses import forget_max_send_rate
 from forecasts.tests.factories import add_readers
-from forecasts.tests.test_daily_send_workers import forecasts_for_days
+from forecasts.tests.sending.test_daily_send_workers import forecasts_for_days
 from tests.support.servers import ManagedProcess, base_child_env, celery_worker, database_url, free_port, wait_for
 from tests.support.ses_sink import SesSink, SinkMessage
 from tests.support.sns import CERT_PATH, HttpsFileServer, SnsSigner

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from forecasts.delivery import deliveries_dispatch_due, deliveries_requeue_stale
 from forecasts.models import Delivery
+from forecasts.sending.delivery import deliveries_dispatch_due, deliveries_requeue_stale
 from tests.faults.conftest import RedisServer, assert_one_email_each, readers_due_now, statuses
 from tests.support.servers import wait_for
 

@@ -12,18 +12,18 @@ import pytest
 from django.utils import timezone
 
 from accounts.scheduling import local_send_instant, zone
-from forecasts.delivery import deliveries_dispatch_due
-from forecasts.knowledge import knowledge_load
 from forecasts.models import Delivery, Forecast
+from forecasts.sending.delivery import deliveries_dispatch_due
 from forecasts.tasks import forecasts_prepare_task
 from forecasts.tests.factories import add_readers
+from forecasts.writing.knowledge import knowledge_load
 from tests.faults.conftest import assert_one_email_each, statuses
 from tests.support.fake_openai import FakeOpenAI, Scripted
 from tests.support.servers import free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-OFFLINE = "forecasts.generators.offline.OfflineComposer"
+OFFLINE = "forecasts.writing.generators.offline.OfflineComposer"
 
 
 def dummy_key(prefix: str) -> str:
@@ -88,7 +88,7 @@ def test_llm_hanging_then_down_forecasts_fall_back_to_the_offline_composer_and_e
             OPENAI_MAX_ATTEMPTS="2",
             OPENAI_BACKOFF="0.05",
             FORECAST_GENERATOR="",  # the default: OpenAI, since a key is set
-            RETRIEVAL_BACKEND="forecasts.retrieval.LocalIndex",
+            RETRIEVAL_BACKEND="forecasts.writing.retrieval.LocalIndex",
         )
         forecasts = prepare_today(faults)
         assert fake.call_count == 24  # two attempts per forecast, no more
@@ -137,7 +137,7 @@ def test_pinecone_unreachable_generation_uses_the_local_index_says_so_and_emails
         faults.worker(
             "writer",
             concurrency=2,
-            RETRIEVAL_BACKEND="forecasts.retrieval.PineconeIndex",
+            RETRIEVAL_BACKEND="forecasts.writing.retrieval.PineconeIndex",
             PINECONE_API_KEY=dummy_key("pcsk_test_"),
             PINECONE_HOST=f"http://127.0.0.1:{closed}",
             PINECONE_EMBEDDINGS="openai",

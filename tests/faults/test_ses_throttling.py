@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from forecasts.delivery import deliveries_dispatch_due
 from forecasts.models import Delivery
+from forecasts.sending.delivery import deliveries_dispatch_due
 from tests.faults.conftest import MAX_SEND_RATE, assert_one_email_each, readers_due_now, statuses
 from tests.support.servers import wait_for
 

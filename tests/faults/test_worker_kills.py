@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from forecasts.delivery import CLAIM_CHUNK, deliveries_dispatch_due, deliveries_requeue_stale
 from forecasts.models import Delivery
+from forecasts.sending.delivery import CLAIM_CHUNK, deliveries_dispatch_due, deliveries_requeue_stale
 from tests.faults.conftest import (
     admin_resend,
     assert_one_email_each,

@@ -10,8 +10,8 @@ from datetime import date
 
 from django.utils import timezone
 
-from forecasts.generation import forecasts_prepare_days
 from forecasts.management.commands._cli import OneLineCommand, usage_error
+from forecasts.writing.generation import forecasts_prepare_days
 
 
 class Command(OneLineCommand):

@@ -7,13 +7,13 @@ import sys
 
 from tqdm import tqdm
 
-from forecasts.knowledge import KnowledgeError, knowledge_index
 from forecasts.management.commands._cli import OneLineCommand, usage_error
-from forecasts.retrieval import RetrievalError
+from forecasts.writing.knowledge import KnowledgeError, knowledge_index
+from forecasts.writing.retrieval import RetrievalError
 
 
 class Command(OneLineCommand):
-    help = "Load forecasts/knowledge/*.yaml into Passage rows and index what changed since the last run."
+    help = "Load forecasts/writing/knowledge_base/*.yaml into Passage rows and index what changed since the last run."
 
     def add_arguments(self, parser):
         parser.add_argument("--full", action="store_true", help="push every passage again, changed or not")

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from accounts.models import Subscription, User, all_topics
 from accounts.scheduling import DEFAULT_DELIVERY_TIME, known_time_zones, zone
-from forecasts.delivery import forecast_for
-from forecasts.emails import DailyEmailRenderer
 from forecasts.management.commands._cli import OneLineCommand, usage_error
 from forecasts.models import Forecast
+from forecasts.sending.delivery import forecast_for
+from forecasts.sending.emails import DailyEmailRenderer
 from forecasts.zodiac import SIGN_SLUGS, SIGNS_BY_SLUG
 
 
@@ -23,7 +23,7 @@ def sample_forecast(sign: str, day) -> Forecast:
     """An unsaved, clearly labelled sample with the day's real sky facts, for when none is written yet."""
     facts: list[dict] = []
     try:
-        from forecasts.transits import transits_for_sign
+        from forecasts.writing.transits import transits_for_sign
 
         start = datetime.combine(day, datetime.min.time(), tzinfo=zone("UTC"))
         facts = transits_for_sign(sign, start, start + timedelta(days=1)).facts

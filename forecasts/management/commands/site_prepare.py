@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from forecasts.outbox import OUTBOX_BACKEND
+from forecasts.sending.outbox import OUTBOX_BACKEND
 
 
 class Command(BaseCommand):
@@ -33,9 +33,9 @@ class Command(BaseCommand):
         """
         from django.utils import timezone
 
-        from forecasts.generation import OFFLINE_PATH, forecasts_prepare_days
-        from forecasts.knowledge import KnowledgeError, knowledge_index
-        from forecasts.retrieval import RetrievalError
+        from forecasts.writing.generation import OFFLINE_PATH, forecasts_prepare_days
+        from forecasts.writing.knowledge import KnowledgeError, knowledge_index
+        from forecasts.writing.retrieval import RetrievalError
 
         try:
             report = knowledge_index()

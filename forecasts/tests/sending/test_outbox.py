@@ -1,0 +1,73 @@
+"""The embedded email backend writes messages a person can open, and /outbox/ shows them."""
+
+import pytest
+from django.core.mail import EmailMultiAlternatives, get_connection
+
+from forecasts.sending.outbox import OutboxEmailBackend, outbox_messages, read_message
+
+
+def send_sample(outbox_dir, subject="Your Tuesday sky", html="<p><strong>Venus</strong> smiles</p>"):
+    message = EmailMultiAlternatives(subject, "Plain words for you", "from@example.test", ["reader@example.test"])
+    message.attach_alternative(html, "text/html")
+    connection = get_connection("forecasts.sending.outbox.OutboxEmailBackend", outbox_dir=outbox_dir)
+    return connection.send_messages([message])
+
+
+def test_each_message_becomes_a_readable_eml_file(tmp_path):
+    assert send_sample(tmp_path) == 1
+    [path] = outbox_messages(tmp_path)
+    assert path.suffix == ".eml"
+    message = read_message(path)
+    assert message["Subject"] == "Your Tuesday sky"
+    assert message["To"] == "reader@example.test"
+    assert message.get_body(preferencelist=("plain",)).get_content().strip() == "Plain words for you"
+    assert "<strong>Venus</strong>" in message.get_body(preferencelist=("html",)).get_content()
+
+
+def test_messages_without_recipients_are_not_written(tmp_path):
+    backend = OutboxEmailBackend(outbox_dir=tmp_path)
+    assert backend.send_messages([EmailMultiAlternatives("s", "b", "from@example.test", [])]) == 0
+    assert outbox_messages(tmp_path) == []
+
+
+@pytest.fixture
+def outbox_site(settings, tmp_path):
+    settings.EMAIL_OUTBOX_DIR = tmp_path
+    settings.EMAIL_BACKEND = "forecasts.sending.outbox.OutboxEmailBackend"
+    settings.DEBUG = True
+    return tmp_path
+
+
+@pytest.mark.django_db
+def test_outbox_pages_list_and_show_a_message(client, outbox_site):
+    send_sample(outbox_site, subject="Mars <script>alert(1)</script>")
+    listing = client.get("/outbox/")
+    assert listing.status_code == 200
+    assert "Mars &lt;script&gt;" in listing.content.decode()
+    [path] = outbox_messages(outbox_site)
+    detail = client.get(f"/outbox/{path.name}/")
+    assert detail.status_code == 200
+    assert "Plain words for you" in detail.content.decode()
+    html = client.get(f"/outbox/{path.name}/html")
+    assert html.status_code == 200
+    assert "sandbox" in html["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["../../etc/passwd", "nope.eml", "20250101T000000Z-zzzzzzzz.eml"])
+def test_outbox_refuses_unknown_or_traversing_names(client, outbox_site, name):
+    assert client.get(f"/outbox/{name}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_outbox_is_staff_only_without_debug(client, outbox_site, settings):
+    settings.DEBUG = False
+    response = client.get("/outbox/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_outbox_is_not_served_when_mail_goes_elsewhere(client, outbox_site, settings):
+    settings.EMAIL_BACKEND = "django_ses.SESBackend"
+    assert client.get("/outbox/").status_code == 404

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from forecasts.sending.ses_events import ses_events
+from forecasts.web import views
+
+app_name = "forecasts"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("today/", views.horoscopes_today, name="today"),
+    path("signs/<slug:sign>/", views.sign_page, name="sign"),
+    path("signs/<slug:sign>/<str:day>/", views.sign_day, name="sign_day"),
+    path("ses/events/", ses_events, name="ses_events"),
+]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 TABLE_VALUE_WIDTH = 240
-BENCHMARKS = ("sky", "prepare", "send", "portal", "dispatch")  # dispatch last: its million rows leave PostgreSQL busy
+# dispatch last: its million rows leave PostgreSQL busy
+BENCHMARKS = ("sky", "prepare", "reading", "send", "portal", "dispatch")
 
 
 def machine_info() -> dict:

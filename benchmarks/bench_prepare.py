@@ -30,6 +30,8 @@ def _answers(day: date) -> dict[str, dict]:
             "headline": forecast.headline,
             "overview": forecast.overview,
             "sections": dict(forecast.sections),
+            "do": forecast.advice.get("do", ""),
+            "dont": forecast.advice.get("dont", ""),
             "facts_used": [fact["id"] for fact in forecast.facts if fact.get("used")],
         }
     return answers

@@ -73,6 +73,8 @@ class ForecastForm(forms.ModelForm):
     section_money = _section_field("money")
     section_health = _section_field("health")
     section_growth = _section_field("growth")
+    advice_do = forms.CharField(label="Do", required=False, max_length=200)
+    advice_dont = forms.CharField(label="Don't", required=False, max_length=200)
     override_grounding = forms.BooleanField(
         required=False,
         label="Save even if the grounding check fails",
@@ -83,20 +85,34 @@ class ForecastForm(forms.ModelForm):
         model = Forecast
         fields = ["headline", "overview"]
         widgets = {"overview": forms.Textarea(attrs={"rows": 10, "cols": 100})}
+        help_texts = {
+            "overview": "The main reading. [[at:2026-03-09T14:32Z]] is a time slot: each reader sees that instant "
+            'in their own zone ("at 14:32 this afternoon"); it must be the moment of an event the sentence names.'
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         sections = self.instance.sections if isinstance(self.instance.sections, dict) else {}
         for topic in TOPICS:
             self.fields[f"section_{topic}"].initial = sections.get(topic, "")
+        advice = self.instance.advice if isinstance(self.instance.advice, dict) else {}
+        self.fields["advice_do"].initial = advice.get("do", "")
+        self.fields["advice_dont"].initial = advice.get("dont", "")
 
     def clean(self):
         cleaned = super().clean()
         sections = {topic: (cleaned.get(f"section_{topic}") or "").strip() for topic in TOPICS}
         cleaned["sections"] = sections
+        advice = {key: (cleaned.get(f"advice_{key}") or "").strip() for key in ("do", "dont")}
+        cleaned["advice"] = advice
         instance = self.instance
         violations = check_forecast(
-            cleaned.get("headline") or "", cleaned.get("overview") or "", sections, instance.facts or [], instance.sign
+            cleaned.get("headline") or "",
+            cleaned.get("overview") or "",
+            sections,
+            instance.facts or [],
+            instance.sign,
+            advice,
         )
         self.violations = violations
         if violations and not cleaned.get("override_grounding"):
@@ -136,7 +152,16 @@ class ForecastAdmin(admin.ModelAdmin):
         (None, {"fields": ["date", "sign", "status"]}),
         (
             "Text (what readers get)",
-            {"fields": ["headline", "overview", *(f"section_{topic}" for topic in TOPICS), "override_grounding"]},
+            {
+                "fields": [
+                    "headline",
+                    "overview",
+                    *(f"section_{topic}" for topic in TOPICS),
+                    "advice_do",
+                    "advice_dont",
+                    "override_grounding",
+                ]
+            },
         ),
         ("Sky facts and passages it was written from", {"fields": ["facts_list", "passages_list"]}),
         (
@@ -190,6 +215,7 @@ class ForecastAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Forecast, form, change) -> None:
         obj.sections = form.cleaned_data["sections"]
+        obj.advice = form.cleaned_data["advice"]
         obj.grounded = not getattr(form, "violations", [])
         obj.edited_by = request.user
         obj.edited_at = timezone.now()

@@ -42,6 +42,12 @@ class Passage(models.Model):
         return self.title
 
 
+class ForecastQuerySet(models.QuerySet):
+    def ready(self) -> "ForecastQuerySet":
+        """Forecasts a reader may be shown: written (draft) or approved, not generating or failed."""
+        return self.filter(status__in=(Forecast.Status.DRAFT, Forecast.Status.APPROVED))
+
+
 class Forecast(models.Model):
     """The reading for one sign on one date; what is sent is what this row says."""
 
@@ -60,7 +66,11 @@ class Forecast(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.GENERATING)
     headline = models.CharField(max_length=200, blank=True)
     overview = models.TextField(blank=True)
-    sections = models.JSONField(default=dict, blank=True, help_text="Topic -> text.")
+    sections = models.JSONField(default=dict, blank=True, help_text="Topic -> a short note on that topic.")
+    advice = models.JSONField(default=dict, blank=True, help_text='The optional one-line {"do": ..., "dont": ...}.')
+    # The phrasebook entries the offline composer used: the sign's memory of what it has read,
+    # so the next 30 readings repeat none of them (forecasts/writing/memory.py).
+    phrasings = models.JSONField(default=list, blank=True, editable=False)
     facts = models.JSONField(default=list, blank=True, help_text="The sky facts the text was written from.")
     passages = models.ManyToManyField(Passage, blank=True, related_name="forecasts")
     generator = models.CharField(max_length=12, choices=Generator.choices, blank=True)
@@ -78,6 +88,8 @@ class Forecast(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ForecastQuerySet.as_manager()
 
     class Meta:
         ordering = ["-date", "sign"]

@@ -1,16 +1,34 @@
-"""Template helpers for showing a Forecast: its sections in topic order and its sky facts."""
+"""Template helpers for showing a Forecast: its text in a reader's zone and its sky facts."""
 
 from django import template
 
+from accounts.scheduling import zone
 from forecasts.sending.emails import fact_lines, local_time_label
+from forecasts.writing.slots import fill_slots
 
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def forecast_sections(context, forecast) -> list[dict]:
-    """[{topic, label, text}] in the usual topic order; only the context's `topics` (a list) when set."""
-    return forecast.sections_in_order(context.get("topics") or None)
+def forecast_reading(context, forecast, time_zone: str = "UTC") -> dict:
+    """The reading as a reader in `time_zone` sees it: each time slot written in their zone
+    ("at 14:10 this afternoon"); notes in topic order, only the context's `topics` when set."""
+    local = zone(time_zone)
+
+    def local_text(text: str) -> str:
+        return fill_slots(text, local, forecast.date)
+
+    advice = forecast.advice if isinstance(forecast.advice, dict) else {}
+    return {
+        "headline": forecast.headline,
+        "story": local_text(forecast.overview),
+        "notes": [
+            {**section, "text": local_text(section["text"])}
+            for section in forecast.sections_in_order(context.get("topics") or None)
+        ],
+        "do": local_text(str(advice.get("do") or "")),
+        "dont": local_text(str(advice.get("dont") or "")),
+    }
 
 
 @register.simple_tag
@@ -23,3 +41,9 @@ def forecast_facts(forecast, time_zone: str = "UTC") -> list[str]:
         line.render(lambda instant, nested: local_time_label(instant, time_zone, forecast.date, nested))
         for line in fact_lines(forecast.facts, forecast.date)
     ]
+
+
+@register.filter
+def story_in(forecast, time_zone: str = "UTC") -> str:
+    """The main reading with its time slots written in `time_zone` (for short previews)."""
+    return fill_slots(forecast.overview, zone(time_zone), forecast.date)

@@ -21,8 +21,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.cognito_tokens import SigningKeysUnavailable, TokenError, verify_access_token
 from accounts.models import Subscription, User
-from accounts.scheduling import local_date_of
+from accounts.scheduling import known_time_zones, local_date_of, zone
 from forecasts.models import Forecast
+from forecasts.writing.slots import fill_slots
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 COGNITO_PROVIDER = "amazon_cognito"
@@ -57,18 +58,28 @@ def api_view(*methods: str):
     return decorator
 
 
-def forecast_json(forecast: Forecast, topics: list[str] | None = None) -> dict:
-    """The public shape of a forecast; `topics` limits the sections to the reader's choice."""
+def forecast_json(forecast: Forecast, topics: list[str] | None = None, time_zone: str = "UTC") -> dict:
+    """The public shape of a forecast, its times written in `time_zone`; `topics` limits the
+    sections to the reader's choice."""
     sign = SIGNS_BY_SLUG[forecast.sign]
+    local = zone(time_zone)
+
+    def local_text(text) -> str:
+        return fill_slots(str(text or ""), local, forecast.date)
+
     sections = forecast.sections if isinstance(forecast.sections, dict) else {}
     if topics is not None:
         sections = {topic: text for topic, text in sections.items() if topic in topics}
+    advice = forecast.advice if isinstance(forecast.advice, dict) else {}
     return {
         "date": forecast.date.isoformat(),
         "sign": {"slug": sign.slug, "name": sign.name, "glyph": sign.glyph},
+        "time_zone": time_zone,
         "headline": forecast.headline,
-        "overview": forecast.overview,
-        "sections": sections,
+        "overview": local_text(forecast.overview),
+        "sections": {topic: local_text(text) for topic, text in sections.items()},
+        "do": local_text(advice.get("do")),
+        "dont": local_text(advice.get("dont")),
     }
 
 
@@ -78,7 +89,7 @@ def forecast_published(sign: str, day: date) -> Forecast | None:
         return None
     return (
         Forecast.objects.filter(sign=sign, date=day, status__in=[Forecast.Status.DRAFT, Forecast.Status.APPROVED])
-        .only("date", "sign", "headline", "overview", "sections")
+        .only("date", "sign", "headline", "overview", "sections", "advice")
         .first()
     )
 
@@ -157,20 +168,21 @@ def my_horoscope_today(request: HttpRequest) -> JsonResponse:
     subscription = Subscription.objects.filter(user=user).only("sign", "time_zone", "topics").first()
     if subscription is None:
         return never_store(error(404, "not_found", "Choose your sign first: there is no subscription yet."))
+    time_zone = subscription.time_zone
     try:
-        local_date = local_date_of(timezone.now(), subscription.time_zone)
+        local_date = local_date_of(timezone.now(), time_zone)
     except ValueError:  # a zone that has left the tz database since it was saved
-        local_date = timezone.now().date()
+        local_date, time_zone = timezone.now().date(), "UTC"
     forecast = forecast_published(subscription.sign, local_date)
     if forecast is None:
         return never_store(error(404, "not_found", "Today's forecast for your sign is not ready yet."))
     topics = subscription.topics if isinstance(subscription.topics, list) else None
-    return never_store(JsonResponse(forecast_json(forecast, topics)))
+    return never_store(JsonResponse(forecast_json(forecast, topics, time_zone)))
 
 
 @api_view("GET")
 def sign_today(request: HttpRequest, sign: str) -> JsonResponse:
-    """One sign's forecast for today (UTC) or for `?date=YYYY-MM-DD`."""
+    """One sign's forecast for today (UTC) or for `?date=YYYY-MM-DD`, times in `?tz=` (default UTC)."""
     if sign not in SIGNS_BY_SLUG:
         return error(404, "not_found", "Unknown sign: use one of " + ", ".join(SIGNS_BY_SLUG) + ".")
     raw_date = request.GET.get("date")
@@ -183,10 +195,13 @@ def sign_today(request: HttpRequest, sign: str) -> JsonResponse:
             day = date.fromisoformat(raw_date)
         except ValueError:
             return error(400, "invalid_request", "date must be a calendar date written YYYY-MM-DD.")
+    time_zone = request.GET.get("tz", "UTC")
+    if time_zone not in known_time_zones():
+        return error(400, "invalid_request", "tz must be an IANA time zone name, e.g. Europe/Paris.")
     forecast = forecast_published(sign, day)
     if forecast is None:
         return error(404, "not_found", f"No forecast for {SIGNS_BY_SLUG[sign].name} on {day.isoformat()} yet.")
-    response = JsonResponse(forecast_json(forecast))
+    response = JsonResponse(forecast_json(forecast, time_zone=time_zone))
     response["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE_S}"
     return response
 

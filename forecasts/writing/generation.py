@@ -35,18 +35,13 @@ from django.utils.module_loading import import_string
 
 from forecasts.models import Forecast, Passage
 from forecasts.topics import TOPICS
+from forecasts.writing.facts import body_name, facts_with_ids, forecast_window, sign_name, statable_facts
 from forecasts.writing.generators import Draft, ForecastGenerator, ForecastRequest, GenerationError
 from forecasts.writing.generators.offline import OfflineComposer
-from forecasts.writing.grounding import check_forecast, forecast_window
+from forecasts.writing.grounding import check_forecast
 from forecasts.writing.knowledge import PassageDoc
-from forecasts.writing.prompts import (
-    PROMPT_VERSION,
-    TOPIC_GUIDES,
-    body_name,
-    facts_with_ids,
-    sign_name,
-    statable_facts,
-)
+from forecasts.writing.memory import reading_memory
+from forecasts.writing.prompts import PROMPT_VERSION, TOPIC_GUIDES
 from forecasts.writing.retrieval import PassageIndex, retrieval_backend, search_with_fallback, secret
 from forecasts.zodiac import SIGN_SLUGS, SIGNS_BY_SLUG
 
@@ -218,7 +213,9 @@ def forecast_write(
                 continue
             input_tokens += draft.input_tokens
             output_tokens += draft.output_tokens
-            violations = check_forecast(draft.headline, draft.overview, draft.sections, request.facts, request.sign)
+            violations = check_forecast(
+                draft.headline, draft.overview, draft.sections, request.facts, request.sign, draft.advice
+            )
             listed = [str(v) for v in violations] + draft_problems(draft)
             if not listed:
                 return Outcome(draft, generator.name, True, calls, "", input_tokens, output_tokens, calls)
@@ -228,7 +225,9 @@ def forecast_write(
             regenerated, feedback = True, listed
     composer = OfflineComposer()
     draft = composer.generate(request)
-    violations = check_forecast(draft.headline, draft.overview, draft.sections, request.facts, request.sign)
+    violations = check_forecast(
+        draft.headline, draft.overview, draft.sections, request.facts, request.sign, draft.advice
+    )
     if violations:
         logger.error("Offline forecast for %s %s is not grounded: %s", request.sign, request.day, violations)
     reason = ""
@@ -284,9 +283,14 @@ def forecast_generate(forecast: Forecast, generator: ForecastGenerator | None = 
     day, sign = forecast.date, forecast.sign
     try:
         facts = facts_for(day, sign)
-        passages, retrieval_note = passages_retrieve(sign, facts)
-        request = ForecastRequest(day=day, sign=sign, facts=facts, passages=passages)
-        outcome = forecast_write(request, generator or forecast_generator())
+        generator = generator or forecast_generator()
+        # The offline composer writes from its phrasebook: passages are retrieved for a model.
+        passages, retrieval_note = [], ""
+        if generator.name != OfflineComposer.name:
+            passages, retrieval_note = passages_retrieve(sign, facts)
+        memory = reading_memory(day, sign)
+        request = ForecastRequest(day=day, sign=sign, facts=facts, passages=passages, memory=memory)
+        outcome = forecast_write(request, generator)
     except Exception as error:
         logger.exception("Forecast %s %s could not be written", sign, day)
         Forecast.objects.filter(pk=forecast.pk, claimed_at=claim).update(
@@ -308,6 +312,8 @@ def forecast_generate(forecast: Forecast, generator: ForecastGenerator | None = 
             headline=outcome.draft.headline[:200],
             overview=outcome.draft.overview,
             sections=outcome.draft.sections,
+            advice=outcome.draft.advice,
+            phrasings=outcome.draft.phrasings,
             facts=stored_facts,
             generator=outcome.generator,
             model_name=outcome.draft.model_name[:100],

@@ -40,19 +40,10 @@ import re
 import threading
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 
+from forecasts.writing.slots import slots_in
 from forecasts.zodiac import SIGN_SLUGS
-
-WINDOW_EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14 (Line Islands) starts each date first
-WINDOW_LATEST_OFFSET = timedelta(hours=-12)  # UTC-12 ends it last
-
-
-def forecast_window(day: date) -> tuple[datetime, datetime]:
-    """The UTC interval in which `day` is the local date somewhere on Earth (50 hours)."""
-    midnight = datetime.combine(day, time(0), tzinfo=UTC)
-    return midnight - WINDOW_EARLIEST_OFFSET, midnight + timedelta(days=1) - WINDOW_LATEST_OFFSET
-
 
 SIGNS = SIGN_SLUGS  # forecasts.zodiac is the one list of signs
 SIGN_ADJECTIVES = {
@@ -174,7 +165,7 @@ _DEICTIC = re.compile(
     re.IGNORECASE,
 )
 _CLOCK = re.compile(r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\s*(?:am|pm|a\.m\.|p\.m\.)(?!\w)|\b(?:utc|gmt)\b", re.IGNORECASE)
-_DEGREES = re.compile(r"\d+(?:\.\d+)?\s*(?:°|º|degrees?\b)", re.IGNORECASE)
+_DEGREES = re.compile(r"\d+(?:\.\d+)?\s*(?:°|º|degrees?\b|deg\b)|\borbs?\s+(?:of\s+)?\d", re.IGNORECASE)
 
 PATTERNS = {
     "lunation": re.compile(
@@ -305,6 +296,10 @@ class SkyTruth:
     eclipses: set[tuple[str, str]] = field(default_factory=set)
     phase_at_start: str = ""
     bodies: set[str] = field(default_factory=set)
+    # An event's instant (to the minute) -> the bodies it involves, for time slots.
+    event_bodies: dict[datetime, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # (sign, instant) of each change of the Moon's sign: stated only with a slot at that instant.
+    moon_ingresses: set[tuple[str, datetime]] = field(default_factory=set)
     # Sentence -> its violations, so a text checked twice (passage, then forecast) costs once.
     verdicts: dict[str, tuple[Violation, ...]] = field(default_factory=dict)
 
@@ -357,6 +352,12 @@ def _sky_truth(facts: list[dict], sign: str) -> SkyTruth:
     for fact in facts:
         kind, bodies = fact.get("kind"), fact.get("bodies") or []
         truth.bodies.update(bodies)
+        for instant in _event_instants(fact):
+            truth.event_bodies[instant].update(bodies)
+            if kind == "eclipse":
+                truth.event_bodies[instant].add("eclipse")
+            if kind == "moon_ingress":
+                truth.moon_ingresses.add((fact["sign"], instant))
         if kind in ("body_in_sign", "moon_sign"):
             body = bodies[0]
             truth.signs_any[body].add(fact["sign"])
@@ -401,6 +402,25 @@ def _sky_truth(facts: list[dict], sign: str) -> SkyTruth:
     return truth
 
 
+def _minute(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parsed.replace(second=0, microsecond=0)
+
+
+def _event_instants(fact: dict) -> list[datetime]:
+    """The instants a slot may name for this fact: an event's time, an aspect's exact times."""
+    if fact.get("kind") in ("body_in_sign", "moon_sign", "retrograde", "moon_phase"):
+        return []
+    values = [fact.get("time"), *(fact.get("exact_times") or [])]
+    return [instant for instant in map(_minute, values) if instant is not None]
+
+
 def _body_slug(text: str) -> str:
     words = " ".join(text.lower().replace("’", "'").split())
     words = words.removeprefix("the ")
@@ -437,6 +457,12 @@ class _Sentence:
     def __init__(self, text: str) -> None:
         text = text.replace("’", "'").replace("‘", "'")
         self.original = text
+        # A time slot is judged on its own (_check_slots); the patterns see only its word.
+        self.slots = slots_in(text)
+        for found in reversed(self.slots):
+            start, end = found.span
+            text = text[:start] + found.word + " ~" + text[end:]
+        self.plain = text
         self.text = text
         self.events = False  # states an event (must not be dated "today")
         self.violations: list[Violation] = []
@@ -524,7 +550,10 @@ def _check_sentence(sentence: _Sentence, truth: SkyTruth) -> None:
         sentence.events = True
         for body in _bodies_in(match["bodies"]):
             if body == "moon":
-                sentence.fail(match.group(0), "the Moon's change of sign depends on the time zone: it is never stated")
+                if not any((sign, found.instant) in t.moon_ingresses for found in sentence.slots):
+                    sentence.fail(
+                        match.group(0), "the Moon's change of sign is stated only with a time slot at that instant"
+                    )
             elif body == "south_node":
                 if ("north_node", _opposite(sign)) not in t.ingresses:
                     sentence.fail(match.group(0), f"the South Node does not enter {sign.title()} in the window")
@@ -594,8 +623,9 @@ def _check_sentence(sentence: _Sentence, truth: SkyTruth) -> None:
         _check_in_sign(sentence, t, _body_slug(match["body"]), _sign_slug(match["sign"]), match.group(0))
         sentence.mask(*match.span("sign"))
     _check_mentions(sentence, t)
+    _check_slots(sentence, t)
     if sentence.events:
-        found = _DEICTIC.search(sentence.original)
+        found = _DEICTIC.search(sentence.plain)
         if found:
             sentence.fail(
                 found.group(0),
@@ -623,6 +653,25 @@ def _check_pair_houses(sentence: _Sentence, t: SkyTruth, pair: frozenset, end: i
     if actual != wanted:
         sentence.fail(found.group(0).strip(), "those bodies are not in those houses for the whole window")
     sentence.mask(*found.span())
+
+
+def _check_slots(sentence: _Sentence, t: SkyTruth) -> None:
+    """Each time slot names the instant of an event in the window, one involving a body (or the
+    eclipse) the sentence talks about: a slot is filled with the reader's local time, so a wrong
+    one would put a real event at a false time."""
+    if not sentence.slots:
+        return
+    named = set(_bodies_in(sentence.plain))
+    if "eclipse" in sentence.plain.lower():
+        named.add("eclipse")
+    for found in sentence.slots:
+        sentence.events = True
+        involved = t.event_bodies.get(found.instant)
+        token = f"[[{found.word}:{found.instant:%Y-%m-%dT%H:%MZ}]]"
+        if involved is None:
+            sentence.fail(token, "no event in this forecast's window happens at that time")
+        elif not involved & named:
+            sentence.fail(token, "the event at that time involves none of the bodies this sentence names")
 
 
 def _check_in_sign(sentence: _Sentence, t: SkyTruth, body: str, sign: str, claim: str) -> None:
@@ -677,7 +726,7 @@ def _check_mentions(sentence: _Sentence, t: SkyTruth) -> None:
             (_CLOCK, "clock times are not stated: the text is shared by every time zone"),
             (_DEGREES, "degrees are not stated: they change during the window"),
         ):
-            found = pattern.search(sentence.original)
+            found = pattern.search(sentence.plain)
             if found:
                 sentence.fail(found.group(0), reason)
 
@@ -702,9 +751,14 @@ def check(text: str, facts: list[dict], sign: str, truth: SkyTruth | None = None
 
 
 def check_forecast(
-    headline: str, overview: str, sections: dict[str, str], facts: list[dict], sign: str
+    headline: str,
+    overview: str,
+    sections: dict[str, str],
+    facts: list[dict],
+    sign: str,
+    advice: dict[str, str] | None = None,
 ) -> list[Violation]:
-    """`check` over every part of a forecast (headline, overview and each topic section)."""
+    """`check` over every part of a forecast (headline, main reading, each topic note, Do / Don't)."""
     truth = sky_truth(facts, sign)
-    parts = [headline, overview, *sections.values()]
+    parts = [headline, overview, *sections.values(), *(advice or {}).values()]
     return [violation for part in parts for violation in check(part, facts, sign, truth)]

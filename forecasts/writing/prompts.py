@@ -6,18 +6,30 @@ asked for them.
 
 What the model sees: only the facts a text may state for the whole forecast window (see
 forecasts/writing/grounding.py for the rule), each labelled as a state (true for the whole day
-everywhere) or an event (near this date, never "today"), with an id it cites back in
-`facts_used`; and the retrieved knowledge-base passages to draw on.
+everywhere) or an event with its time slot (forecasts/writing/slots.py: the reader's email says
+when, in their zone), with an id it cites back in `facts_used`; the retrieved knowledge-base
+passages to draw on; and the sign's recent headlines and openings, so it writes new ones.
 """
 
 from collections.abc import Sequence
 from datetime import date
 
 from forecasts.topics import TOPICS
+from forecasts.writing.facts import (
+    body_name,
+    house_phrase,
+    moon_phase_state,
+    sign_name,
+    statable_facts,
+    whole_window_houses,
+)
+from forecasts.writing.generators import ReadingMemory
 from forecasts.writing.knowledge import PassageDoc
+from forecasts.writing.slots import slot
 from forecasts.zodiac import SIGNS_BY_SLUG
 
-PROMPT_VERSION = "daily-forecast-v1"
+PROMPT_VERSION = "daily-reading-v2"
+RECENT_LISTED = 30  # the sign's last 30 headlines and openings, to avoid
 
 TOPIC_GUIDES = {
     "love": "partners, dating, friendship and family warmth",
@@ -42,59 +54,41 @@ TOPIC_BODIES = {
     "growth": ("jupiter", "north_node", "neptune", "sun", "pluto"),
 }
 
-BODY_NAMES = {
-    "sun": "the Sun",
-    "moon": "the Moon",
-    "mercury": "Mercury",
-    "venus": "Venus",
-    "mars": "Mars",
-    "jupiter": "Jupiter",
-    "saturn": "Saturn",
-    "uranus": "Uranus",
-    "neptune": "Neptune",
-    "pluto": "Pluto",
-    "north_node": "the North Node",
-}
-ORDINAL_WORDS = (
-    "",
-    "first",
-    "second",
-    "third",
-    "fourth",
-    "fifth",
-    "sixth",
-    "seventh",
-    "eighth",
-    "ninth",
-    "tenth",
-    "eleventh",
-    "twelfth",
-)
-EVENT_KINDS = frozenset({"ingress", "station", "lunation", "eclipse"})
 
 SYSTEM_PROMPT = """\
-You write the Daily Forecast for one sun sign of a horoscope newsletter whose promise is that
-nothing it says contradicts the real sky. Readers live in every time zone, and they all read
-the same text on the same calendar date.
+You write today's reading for one sun sign of a horoscope newsletter whose promise is that
+nothing it says contradicts the real sky. Readers live in every time zone and all read the
+same text on the same calendar date; each reader's email fills in times in their own zone.
+
+What a reading is:
+- headline: names the day's story, under 70 characters; never one of the recent headlines listed.
+- overview: the main reading, ONE story about the reader's day in 120-220 words, in two or three
+  short paragraphs. Lead with what changes daily (the Moon, Mercury, Venus, Mars, stations,
+  lunations), say what it means for the day, and give concrete timing with time slots. Slow
+  background (outer planets) gets at most one sentence. Do not open like a recent opening listed.
+- sections: one note of at most 60 words for each of love, career, money, health and growth, each
+  strictly about its own topic.
+- do / dont: one short line each, without the words "Do" or "Don't" in front.
+- facts_used: the ids of the facts you relied on.
 
 Rules you must follow:
-1. State only the sky facts listed in the input, in your own words. Never mention a planet's
-   sign, house, motion, aspect, phase or event unless that exact fact is listed. No other
-   bodies or points (no Chiron, Ascendant, void-of-course Moon, degrees or clock times).
-2. Facts marked STATE hold for the whole day everywhere: you may say they are so today.
-3. Facts marked EVENT happen near this date, but on different calendar days in different
-   time zones: say "around this date" or "in these days", never "today", "tonight", "this
-   morning", a weekday or a time. Readers' emails add the exact local time.
-4. Do not say which sign the Moon is in unless a STATE fact gives it; never say the Moon
-   changes sign.
-5. Use the knowledge-base passages for meaning and advice, rewritten freshly; do not copy them
-   word for word, and do not bring in bodies or signs from them that are not in the facts.
-6. Write warmly and concretely, second person, British or American spelling consistently, no
-   fatalism, no medical, legal or financial instructions, no exclamation marks.
-
-Return JSON with: headline (under 90 characters), overview (90-160 words), sections with one
-short paragraph (40-80 words) for each of love, career, money, health and growth, and
-facts_used: the ids of the facts you relied on.
+1. State only the sky facts listed, in your own words. Never mention a planet's sign, house,
+   motion, aspect, phase or event unless that exact fact is listed. No other bodies or points
+   (no Chiron, Ascendant, void-of-course Moon), no degrees, no orbs.
+2. Facts marked STATE hold for the whole day everywhere.
+3. Facts marked EVENT carry a time slot like [[at:2026-03-09T14:32Z]]. To say when an event
+   happens, copy its slot exactly into the sentence that states the event, in place of a time
+   phrase (it becomes "at 14:32 this afternoon" for one reader, "at 01:32 tomorrow morning" for
+   another); you may change its first word to from, until, after, before or by. Never write a
+   clock time, "today", "tonight", "this morning", "tomorrow" or a weekday about an event
+   yourself. Use a slot only with the event it belongs to.
+4. The Moon's sign may be named only from a STATE fact, or with the slot of its change of sign.
+5. Plain English: no aspect names (conjunction, square, trine...), no house numbers; say what a
+   contact feels like and name the life area in words ("your partnerships", "home and family").
+6. Use the knowledge-base passages for meaning, rewritten freshly; bring in no bodies or signs
+   from them that are not in the facts.
+7. Warm and concrete, second person, no fatalism, no medical, legal or financial instructions,
+   no exclamation marks.
 """
 
 FORECAST_TEMPLATE = """\
@@ -106,90 +100,20 @@ Sky facts for {sign_name} readers (id, kind, fact):
 Knowledge-base passages (key: title - text):
 {passages_block}
 
-Sections to write:
+Topic notes to write:
 {topics_block}
+
+Recent headlines for {sign_name} (write a new one):
+{headlines_block}
+
+Recent openings for {sign_name} (open differently):
+{openings_block}
 {feedback_block}"""
 
 FEEDBACK_TEMPLATE = """
 Your previous draft stated things the sky facts do not support. Rewrite it without these:
 {violations}
 """
-
-
-def body_name(slug: str, capital: bool = False) -> str:
-    name = BODY_NAMES.get(slug, slug.replace("_", " ").title())
-    return name[:1].upper() + name[1:] if capital else name
-
-
-def sign_name(slug: str) -> str:
-    return SIGNS_BY_SLUG[slug].name
-
-
-def house_phrase(house: int) -> str:
-    return f"your {ORDINAL_WORDS[house]} house"
-
-
-def facts_with_ids(facts: Sequence[dict]) -> list[dict]:
-    """Copies of the facts with stable ids f01, f02... in the order given (rank order)."""
-    return [{**fact, "id": f"f{index:02d}"} for index, fact in enumerate(facts, start=1)]
-
-
-def _window_bounds(facts: Sequence[dict]) -> tuple[str, str]:
-    states = [f for f in facts if f.get("valid_from") and f.get("valid_until")]
-    if not states:
-        return "", ""
-    return min(f["valid_from"] for f in states), max(f["valid_until"] for f in states)
-
-
-def fact_timing(fact: dict, bounds: tuple[str, str]) -> str | None:
-    """'state' (true all window), 'event' (in the window, not datable) or None (not statable)."""
-    kind = fact.get("kind")
-    start, end = bounds
-    if kind in ("body_in_sign", "moon_sign", "retrograde"):
-        whole = (fact.get("valid_from") or "~") <= start and (fact.get("valid_until") or "") >= end
-        return "state" if whole else None
-    if kind == "aspect":
-        limit = fact.get("orb_limit") or 0.0
-        if (fact.get("orb_at_start") or 99.0) <= limit and (fact.get("orb_at_end") or 99.0) <= limit:
-            return "state"
-        return "event" if fact.get("exact_times") else None
-    if kind in EVENT_KINDS:
-        return "event"
-    if kind == "moon_phase":
-        return "state"
-    return None  # moon_ingress: never stated in the shared text
-
-
-def statable_facts(facts: Sequence[dict]) -> list[dict]:
-    """The facts a shared text may state, each with a `timing` of 'state' or 'event'."""
-    bounds = _window_bounds(facts)
-    chosen = []
-    for fact in facts:
-        timing = fact_timing(fact, bounds)
-        if timing:
-            chosen.append({**fact, "timing": timing})
-    return chosen
-
-
-def moon_phase_state(facts: Sequence[dict]) -> str:
-    """'waxing' or 'waning' when that holds for the whole window, else ''."""
-    phase = next((f.get("phase") or "" for f in facts if f.get("kind") == "moon_phase"), "")
-    lunations = {f.get("phase") for f in facts if f.get("kind") == "lunation"}
-    if phase in {"waxing_crescent", "first_quarter", "waxing_gibbous"} and "full_moon" not in lunations:
-        return "waxing"
-    if phase in {"waning_gibbous", "last_quarter", "waning_crescent"} and "new_moon" not in lunations:
-        return "waning"
-    return ""
-
-
-def whole_window_houses(facts: Sequence[dict]) -> dict[str, int]:
-    """Body -> house, for the bodies that stay in one sign for the whole window."""
-    bounds = _window_bounds(facts)
-    return {
-        fact["bodies"][0]: fact["house"]
-        for fact in facts
-        if fact.get("kind") in ("body_in_sign", "moon_sign") and fact_timing(fact, bounds) == "state"
-    }
 
 
 def fact_text(fact: dict, houses: dict[str, int] | None = None) -> str:
@@ -199,12 +123,14 @@ def fact_text(fact: dict, houses: dict[str, int] | None = None) -> str:
     """
     kind, bodies = fact["kind"], fact.get("bodies") or []
     house = fact.get("house")
-    where = f" ({house_phrase(house)})" if house else ""
+    where = f" ({house_phrase(house)}: {', '.join(fact.get('topics') or [])})" if house else ""
     if kind in ("body_in_sign", "moon_sign"):
         motion = " retrograde" if fact.get("retrograde") and bodies[0] not in ("north_node", "moon") else ""
         return f"{body_name(bodies[0], True)} is{motion} in {sign_name(fact['sign'])}{where}."
     if kind == "retrograde":
         return f"{body_name(bodies[0], True)} is retrograde, in {sign_name(fact['sign'])}{where}."
+    if kind == "moon_ingress":
+        return f"The Moon enters {sign_name(fact['sign'])}{where}."
     if kind == "ingress":
         verb = "moves back into" if fact.get("retrograde") else "enters"
         return f"{body_name(bodies[0], True)} {verb} {sign_name(fact['sign'])}{where}."
@@ -225,7 +151,7 @@ def fact_text(fact: dict, houses: dict[str, int] | None = None) -> str:
             linking = f" (both in {house_phrase(pair[0])})"
         else:
             linking = f" (linking {house_phrase(pair[0])} and {house_phrase(pair[1])})"
-        exact = " It perfects near this date." if fact.get("timing") == "event" else ""
+        exact = " It is exact at the slot's time." if fact.get("timing") == "event" else ""
         return f"{body_name(a, True)} {fact['aspect']} {body_name(b)}{linking}.{exact}"
     return fact.get("summary") or ""
 
@@ -234,7 +160,8 @@ def facts_block(facts: Sequence[dict]) -> str:
     """The statable facts, one per line: id, STATE or EVENT, and a neutral sentence."""
     lines = []
     houses = whole_window_houses(facts)
-    for fact in statable_facts(facts):
+    moon_changes = [{**f, "timing": "event"} for f in facts if f.get("kind") == "moon_ingress" and f.get("time")]
+    for fact in [*statable_facts(facts), *moon_changes]:
         if fact["kind"] == "moon_phase":
             # Only a waxing or waning Moon holds for the whole window; a named phase does not.
             if not moon_phase_state(facts):
@@ -242,7 +169,10 @@ def facts_block(facts: Sequence[dict]) -> str:
             text = f"The Moon is {moon_phase_state(facts)}."
         else:
             text = fact_text(fact, houses)
-        label = "STATE" if fact["timing"] == "state" else "EVENT"
+        label = "STATE"
+        if fact["timing"] == "event":
+            instant = fact.get("time") or (fact.get("exact_times") or [None])[0]
+            label = f"EVENT {slot('at', instant)}" if instant else "EVENT"
         lines.append(f"- {fact.get('id', '?')} [{label}] {text}")
     return "\n".join(lines) or "- (no facts)"
 
@@ -266,8 +196,11 @@ def forecast_prompt(
     facts: Sequence[dict],
     passages: Sequence[PassageDoc],
     feedback: Sequence[str] = (),
+    memory: ReadingMemory | None = None,
 ) -> str:
-    """The Daily Forecast request for one sign and date, with optional grounding feedback."""
+    """The reading request for one sign and date: its facts (events with their time slots), the
+    passages, the sign's recent headlines and openings to avoid, and any grounding feedback."""
+    memory = memory or ReadingMemory()
     info = SIGNS_BY_SLUG[sign]
     feedback_text = ""
     if feedback:
@@ -280,5 +213,7 @@ def forecast_prompt(
         facts_block=facts_block(facts),
         passages_block=passages_block(passages),
         topics_block=topics_block(),
+        headlines_block="\n".join(f"- {h}" for h in memory.headlines[:RECENT_LISTED]) or "- (none)",
+        openings_block="\n".join(f"- {o}" for o in memory.openings[:RECENT_LISTED]) or "- (none)",
         feedback_block=feedback_text,
     )

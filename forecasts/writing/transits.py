@@ -8,36 +8,8 @@ Moon changes sign every ~2.5 days, and "the Moon is in Leo" is only true for par
 days. Every fact therefore says when it holds: `time` for instants, `valid_from` and
 `valid_until` for states.
 
-`SignTransits.facts` is the contract with the forecast writer and its grounding checker:
-plain JSON-ready dicts that all carry the same keys (None where a key does not apply):
-
-    kind          body_in_sign | retrograde | station | ingress | aspect | moon_phase |
-                  lunation | eclipse | moon_sign | moon_ingress
-    bodies        body slugs involved, e.g. ["mercury"] or ["sun", "saturn"]
-    sign, house   where it happens for a single place (sign slug, house 1-12)
-    topics        that house's topics, e.g. ["home", "family"]
-    signs, houses one entry per body, for aspects
-    aspect        conjunction | sextile | square | trine | opposition
-    time          ISO 8601 UTC instant of an event (or of the measurement, for moon_phase)
-    valid_from, valid_until   the part of the window a state holds for (ISO UTC)
-    retrograde    whether the body moves backwards (body_in_sign, ingress, station)
-    degree, longitude         degrees within the sign / along the zodiac
-    direction     retrograde | direct (station)
-    from_sign     the sign left (ingress, moon_ingress)
-    phase         new_moon | first_quarter | full_moon | last_quarter (lunation), or a
-                  MOON_PHASE_NAMES value (moon_phase)
-    illumination  fraction of the Moon lit (moon_phase)
-    eclipse, eclipse_type     solar | lunar; total | annular | hybrid | partial | penumbral
-    orb_at_start, orb_at_end, orb_limit, applying, exact_times   (aspect)
-    rank          higher first: eclipse/station, lunation, ingress, aspect, Moon sign,
-                  then background states; boosted for the sign's ruler and angular houses
-    summary       one neutral English sentence with times in UTC, e.g. "The Moon enters Leo,
-                  your 5th house (romance), at 14:32 UTC on 9 Mar."
-    summary_template  the same sentence with a slot for each instant it names, e.g. "The Moon
-                  enters Leo, your 5th house (romance), at {0}." (str.format syntax; literal
-                  braces doubled), so a reader's own time zone can fill them in
-    instants      the ISO UTC instants for those slots, in slot order ([] when it names none);
-                  summary is the template with each written as "14:32 UTC on 9 Mar"
+`SignTransits.facts` is the contract with the writers, the checker and the emails: a list of
+`forecasts.writing.facts.Fact` dicts (the keys and what they mean are documented there).
 """
 
 import functools
@@ -65,6 +37,7 @@ from forecasts.sky.ephemeris import (
     wrap180,
 )
 from forecasts.sky.events import SkyEvent, events_between
+from forecasts.writing.facts import FACT_KEYS
 from forecasts.zodiac import SIGN_SLUGS, SIGNS_BY_SLUG, Sign
 
 HOUSE_TOPICS: dict[int, tuple[str, ...]] = {
@@ -353,39 +326,6 @@ def transits_for_all_signs(window_start_utc: datetime, window_end_utc: datetime)
     return {slug: transits_for_sign(slug, window_start_utc, window_end_utc) for slug in SIGN_SLUGS}
 
 
-FACT_KEYS: tuple[str, ...] = (
-    "kind",
-    "bodies",
-    "sign",
-    "house",
-    "topics",
-    "signs",
-    "houses",
-    "aspect",
-    "time",
-    "valid_from",
-    "valid_until",
-    "retrograde",
-    "degree",
-    "longitude",
-    "direction",
-    "from_sign",
-    "phase",
-    "illumination",
-    "eclipse",
-    "eclipse_type",
-    "orb_at_start",
-    "orb_at_end",
-    "orb_limit",
-    "applying",
-    "exact_times",
-    "rank",
-    "summary",
-    "summary_template",
-    "instants",
-)
-
-
 def _name(slug: str) -> str:
     return BODIES_BY_SLUG[slug].name
 
@@ -617,9 +557,10 @@ class _FactBuilder:
             if aspect.exact_times:
                 timing = "exact at " + " and ".join(_at(when) for when in aspect.exact_times)
             elif aspect.orb_at_start <= aspect.orb_limit:
-                timing = f"orb {aspect.orb_at_start:.1f}\u00b0, {'applying' if aspect.applying else 'separating'}"
+                # No bare orb: an orb is true only at a named instant (see forecasts/writing/facts.py).
+                timing = "in orb, applying" if aspect.applying else "in orb, separating"
             else:
-                timing = f"within orb later, {aspect.orb_at_end:.1f}\u00b0 by {_at(self.window.end)}"
+                timing = f"coming into orb by {_at(self.window.end)}"
             summary = (
                 f"{_capitalised(_the(aspect.body_a))} {aspect.aspect} {_the(aspect.body_b)} ({timing}), "
                 f"linking your {_ordinal(houses[0])} and {_ordinal(houses[1])} houses."

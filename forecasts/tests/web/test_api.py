@@ -149,9 +149,12 @@ def test_valid_access_token_returns_the_readers_forecast_for_their_local_date(cl
     assert response.json() == {
         "date": "2026-03-11",
         "sign": {"slug": "leo", "name": "Leo", "glyph": "\u264c\ufe0e"},
+        "time_zone": "Pacific/Kiritimati",
         "headline": "A good day to finish what you started",
         "overview": "The Moon meets Saturn: patience pays.",
         "sections": {"love": "Say it plainly.", "money": "Wait a day."},
+        "do": "",
+        "dont": "",
     }
     assert response["Cache-Control"] == "no-store"
     assert "Authorization" in response["Vary"]
@@ -384,6 +387,21 @@ def test_sign_forecast_for_today_in_utc_is_public(client):
     assert body["sign"]["name"] == "Cancer"
     assert set(body["sections"]) == {"love", "career", "money"}
     assert response["Cache-Control"].startswith("public")
+
+
+@pytest.mark.django_db
+def test_time_slots_are_written_in_the_asked_zone_and_a_bad_zone_is_a_400(client):
+    text = "The Moon enters Leo [[at:2026-07-01T14:10Z]], and the mood lifts."
+    forecast(sign="cancer", day=date(2026, 7, 1), overview=text, advice={"do": "Rest.", "dont": "Rush."})
+
+    paris = client.get("/api/v1/signs/cancer/today", {"date": "2026-07-01", "tz": "Europe/Paris"}).json()
+    assert paris["overview"] == "The Moon enters Leo at 16:10 this afternoon, and the mood lifts."
+    assert (paris["time_zone"], paris["do"], paris["dont"]) == ("Europe/Paris", "Rest.", "Rush.")
+    utc = client.get("/api/v1/signs/cancer/today", {"date": "2026-07-01"}).json()
+    assert utc["overview"] == "The Moon enters Leo at 14:10 this afternoon, and the mood lifts."
+
+    response = client.get("/api/v1/signs/cancer/today", {"date": "2026-07-01", "tz": "Mars/Olympus"})
+    assert response.status_code == 400 and "IANA time zone" in response.json()["detail"]
 
 
 @pytest.mark.django_db

@@ -23,6 +23,8 @@ def grounded_answer(request_body: dict) -> dict:
             "and give the people around you the patience you would like from them."
         ),
         "sections": {topic: f"For {topic}, keep things simple and honest." for topic in TOPICS},
+        "do": "Keep one promise you made to yourself.",
+        "dont": "Rush a reply you would rather sleep on.",
         "facts_used": [fact_id] if fact_id else [],
     }
 
@@ -32,8 +34,17 @@ FALSE_ANSWER = {
     "overview": "Mercury retrograde tangles your plans. Venus in Aries makes you bold, and a full moon tonight "
     "lights up your sky.",
     "sections": {topic: "Trust yourself." for topic in TOPICS},
+    "do": "Trust yourself.",
+    "dont": "Doubt the full moon tonight.",
     "facts_used": ["f01"],
 }
 
 
-EMPTY_ANSWER = {"headline": "", "overview": "", "sections": {topic: "" for topic in TOPICS}, "facts_used": []}
+EMPTY_ANSWER = {
+    "headline": "",
+    "overview": "",
+    "sections": {topic: "" for topic in TOPICS},
+    "do": "",
+    "dont": "",
+    "facts_used": [],
+}

@@ -1,11 +1,13 @@
 """The grounding checker: every sky claim in a text must hold for every reader of that date."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from forecasts.writing.facts import forecast_window
 from forecasts.writing.generation import facts_for
-from forecasts.writing.grounding import check, forecast_window, sky_truth
+from forecasts.writing.grounding import check, sky_truth
+from forecasts.writing.slots import slot
 
 
 def reasons(text: str, day: date, sign: str = "leo") -> list[str]:
@@ -45,6 +47,8 @@ def test_true_states_of_the_whole_window_pass():
         ("Chiron, the wounded healer, is active.", "not among the facts"),
         ("At 14:30 the mood shifts.", "clock times"),
         ("Venus at 12 degrees brings balance.", "degrees are not stated"),
+        ("Venus sextile Saturn (orb 0.2 deg) steadies you.", "degrees are not stated"),
+        ("With an orb of 1 the contact is tight.", "degrees are not stated"),
         ("A solar eclipse resets your goals.", "no such eclipse"),
         ("Gemini season makes you chatty.", "the Sun is not in Gemini"),
     ],
@@ -77,7 +81,7 @@ def test_the_moons_sign_is_stated_only_when_it_holds_for_the_whole_window():
     day = date(2025, 6, 20)
     assert any("Moon's sign" in r for r in reasons("The Moon is in Taurus.", day))
     assert any("Moon's sign" in r for r in reasons("The Moon is in Aries.", day))
-    assert any("never stated" in r for r in reasons("Later the Moon moves into Taurus.", day))
+    assert any("stated only with a time slot" in r for r in reasons("Later the Moon moves into Taurus.", day))
 
 
 def test_stations_lunations_and_eclipses_in_the_window_pass():
@@ -97,3 +101,61 @@ def test_disjunctions_and_generic_words_need_something_to_stand_on():
     missing = {"conjunction", "sextile", "square", "trine", "opposition"} - truth.aspect_kinds
     for name in missing:
         assert reasons(f"A {name} colours the mood.", day)
+
+
+def _event(day: date, sign: str, kind: str, body: str) -> dict:
+    return next(f for f in facts_for(day, sign) if f["kind"] == kind and body in f["bodies"])
+
+
+def test_an_event_may_carry_the_time_slot_of_its_own_instant():
+    day = date(2025, 6, 20)  # the Sun enters Cancer at 02:42 UTC
+    ingress = _event(day, "leo", "ingress", "sun")
+    text = f"The Sun enters Cancer {slot('at', ingress['time'])}, and your inner life asks for quiet."
+    assert reasons(text, day) == []
+
+
+@pytest.mark.parametrize(
+    "sentence, fragment",
+    [
+        ("The Sun enters Cancer {wrong}.", "no event in this forecast's window happens at that time"),
+        ("Venus softens your words {right}.", "involves none of the bodies"),
+        ("The Sun enters Cancer {right}, so plan a quiet evening today.", "do not date it"),
+    ],
+)
+def test_a_time_slot_must_be_its_events_own_instant(sentence, fragment):
+    day = date(2025, 6, 20)
+    instant = datetime.fromisoformat(_event(day, "leo", "ingress", "sun")["time"])
+    text = sentence.format(right=slot("at", instant), wrong=slot("at", instant + timedelta(hours=3)))
+    found = reasons(text, day)
+    assert any(fragment in reason for reason in found), found
+
+
+def test_the_moons_change_of_sign_is_stated_only_with_its_slot():
+    day = date(2025, 6, 20)
+    change = _event(day, "leo", "moon_ingress", "moon")
+    sign = change["sign"].title()
+    assert reasons(f"The Moon moves into {sign} {slot('after', change['time'])}.", day) == []
+    found = reasons(f"The Moon moves into {sign} around this date.", day)
+    assert any("stated only with a time slot" in reason for reason in found), found
+    later = datetime.fromisoformat(change["time"]) + timedelta(hours=5)
+    found = reasons(f"The Moon moves into {sign} {slot('at', later)}.", day)
+    assert any("stated only with a time slot" in reason for reason in found), found
+
+
+@pytest.mark.parametrize(
+    "day, text",
+    [
+        # Mercury stations retrograde on 15 March 2025, inside the window of the 14th: it is not
+        # retrograde for every reader of that date, in either word order.
+        (date(2025, 3, 14), "Mercury is retrograde, so check your messages."),
+        (date(2025, 3, 14), "Retrograde Mercury asks you to check your messages."),
+        # Mars stations direct on 24 February 2025.
+        (date(2025, 2, 24), "Mars is retrograde in Cancer."),
+        (date(2025, 2, 24), "Retrograde Mars slows your plans."),
+        # Mars is direct all window on 20 June 2025.
+        (date(2025, 6, 20), "Retrograde Mars slows your plans."),
+    ],
+)
+def test_retrograde_claims_on_a_day_the_planet_stations_or_moves_forward_are_caught(day, text):
+    found = reasons(text, day)
+    assert any("is not retrograde for the whole window" in reason for reason in found), found

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from forecasts.models import Forecast, Passage
+from forecasts.tests.writing.answers import grounded_answer
 from forecasts.writing.generation import forecast_get_or_generate
 from forecasts.writing.knowledge import (
     KB_BODIES,
@@ -193,21 +194,23 @@ def test_pinecone_can_use_openai_embeddings(kb_dir, pinecone_settings, fake_open
 
 
 @pytest.mark.django_db
-def test_generation_reads_passages_from_pinecone(kb, pinecone_settings):
-    pinecone_settings.FORECAST_GENERATOR = "forecasts.writing.generators.offline.OfflineComposer"
+def test_generation_reads_passages_from_pinecone(kb, openai_settings, fake_openai, pinecone_settings):
+    fake_openai.default = grounded_answer
     with FakePinecone(dimension=256) as pinecone:
         knowledge_index(PineconeIndex())
         before = pinecone.count("POST", "/query")
         forecast = forecast_get_or_generate(date(2025, 6, 20), "leo")
         assert pinecone.count("POST", "/query") > before + 5
         assert forecast.is_ready and forecast.fallback_reason == ""
-        assert forecast.passages.exists()
+        assert forecast.generator == "openai" and forecast.passages.exists()
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("failure", ["connect", "503"])
-def test_pinecone_unreachable_at_generation_falls_back_to_the_local_index(kb, pinecone_settings, failure):
-    pinecone_settings.FORECAST_GENERATOR = "forecasts.writing.generators.offline.OfflineComposer"
+def test_pinecone_unreachable_at_generation_falls_back_to_the_local_index(
+    kb, openai_settings, fake_openai, pinecone_settings, failure
+):
+    fake_openai.default = grounded_answer
     with FakePinecone(dimension=256, exists=True) as pinecone:
         pinecone.fail = failure
         forecast = forecast_get_or_generate(date(2025, 6, 20), "scorpio")
@@ -221,7 +224,7 @@ def test_pinecone_unreachable_at_generation_falls_back_to_the_local_index(kb, pi
         assert "pinecone unavailable" in second.fallback_reason
         assert len(pinecone.requests) == failed_requests
     assert remote_breaker.allows() is False
-    assert Forecast.objects.filter(generator="offline").count() == 2
+    assert Forecast.objects.filter(generator="openai").count() == 2
     assert local_index().search("x", {"kind": "sign_profile", "sign": "leo"})
 
 

@@ -258,7 +258,7 @@ def test_every_time_a_summary_names_is_one_of_the_facts_own_instants_all_year():
                     assert instants == [fact["time"]]
                 elif fact["exact_times"]:
                     assert instants == fact["exact_times"]
-                elif fact["kind"] == "aspect":  # in orb now, or "within orb later, ... by" the window's end
+                elif fact["kind"] == "aspect":  # in orb now, or "coming into orb by" the window's end
                     assert instants in ([], [f"{end:%Y-%m-%dT%H:%M:%SZ}"])
                 else:
                     assert set(instants) <= {fact["valid_from"], fact["valid_until"]}

@@ -1,571 +1,476 @@
-"""The offline composer: a readable, varied forecast written from the facts and passages alone.
+"""The offline composer: one true story about the reader's day, written from the phrasebook.
 
 No network, no model. It is the embedded default, and the fallback whenever OpenAI fails or
-writes something the sky does not support. It is grounded by construction:
+writes something the sky does not support. It works in two steps:
 
-- its own sentences are built only from statable facts (forecasts/writing/prompts.py), states phrased
-  as states and events as "around this date", never dated;
-- a passage is woven in only if the grounding checker finds nothing in it the facts do not
-  support (a passage about "the Sun in Taurus" is skipped on the day the Sun leaves Taurus);
-- the finished text is checked again, and any sentence that still fails is dropped (counted in
-  `stripped`; the year-long test requires it to stay zero).
+1. **Plan.** Every statable fact becomes a candidate with a salience: what changes daily leads
+   (stations, eclipses, lunations, ingresses, exact contacts of the Moon, Mercury, Venus and
+   Mars, the Moon's change of sign), slow background (outer planets, long retrogrades) gets at
+   most one sentence. The lead, one or two supporting facts and the Moon make the story.
+2. **Write.** Each fact is stated by a `fact` phrasing (its plain-words sentence, with a time
+   slot where it has an instant) and interpreted by a phrasing keyed by what it means (a body in
+   a life area, a contact's tone, a station, a lunation). Every phrasing is chosen among those
+   the sign has not read in its last 30 readings (`ReadingMemory`) and no other sign has for
+   the same date; variety is prevented from repeating, not sampled.
 
-Variety comes from the sky itself (which facts lead, which passages fit) and from openings,
-transitions, clauses and tips drawn with a random generator seeded by (date, sign), so the
-same forecast is written again if asked twice.
+Grounded by construction: fact phrasings state only statable facts through their placeholders
+(forecasts/writing/phrasebook/README.md), every other family names no sky object, and the
+finished text is checked again; a sentence that still fails is dropped and counted in
+`stripped` (the year-long test requires it to stay zero).
 """
 
 import logging
 import random
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 
 from forecasts.topics import TOPICS
-from forecasts.writing.generators import Draft, ForecastRequest
+from forecasts.writing.facts import body_name, sign_name, statable_facts
+from forecasts.writing.generators import Draft, ForecastRequest, ReadingMemory
 from forecasts.writing.grounding import check, sentences, sky_truth
-from forecasts.writing.knowledge import PassageDoc
-from forecasts.writing.prompts import (
-    TOPIC_BODIES,
-    TOPIC_HOUSES,
-    body_name,
-    house_phrase,
-    moon_phase_state,
-    sign_name,
-    statable_facts,
-)
+from forecasts.writing.phrasebook import PERSONAL, TONES, Phrasebook, Phrasing, phrasebook
+from forecasts.writing.slots import slot
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
 
-HOUSE_THEMES = {
-    1: "self, body and first impressions",
-    2: "money, possessions and self-worth",
-    3: "conversations, learning and short trips",
-    4: "home, family and roots",
-    5: "romance, creativity and play",
-    6: "health, work and daily routines",
-    7: "partnerships and close allies",
-    8: "shared resources, trust and intimacy",
-    9: "travel, study and big ideas",
-    10: "career, reputation and goals",
-    11: "friends, groups and hopes",
-    12: "rest, reflection and what stays private",
+TONE_OF_ASPECT = {
+    "conjunction": "blend",
+    "trine": "flowing",
+    "sextile": "flowing",
+    "square": "tense",
+    "opposition": "tense",
 }
-HOUSE_AREAS = {
-    1: "self-image",
-    2: "finances",
-    3: "conversations",
-    4: "home life",
-    5: "love life and play",
-    6: "daily routines",
-    7: "partnerships",
-    8: "shared resources",
-    9: "wider horizons",
-    10: "career",
-    11: "friendships",
-    12: "inner life",
+# The life areas (solar houses) whose meaning a topic note may use: only those that are about
+# that topic alone (the 8th mixes shared money with intimacy, the 6th is health before work).
+TOPIC_AREAS: dict[str, tuple[int, ...]] = {
+    "love": (5, 7),
+    "career": (10,),
+    "money": (2,),
+    "health": (6,),
+    "growth": (9,),
 }
-BODY_THEMES = {
-    "sun": "purpose and vitality",
-    "moon": "moods and needs",
-    "mercury": "words, plans and messages",
-    "venus": "love, pleasure and money",
-    "mars": "drive and courage",
-    "jupiter": "growth and good fortune",
-    "saturn": "duty, limits and structure",
-    "uranus": "change and surprise",
-    "neptune": "dreams and intuition",
-    "pluto": "deep change and power",
-    "north_node": "direction and purpose",
-}
-RETROGRADE_ADVICE = {
-    "mercury": "double-check messages, bookings and plans before you commit",
-    "venus": "revisit what and whom you truly value before buying or promising",
-    "mars": "redirect your effort rather than force a stuck door",
-    "jupiter": "let growth happen inwardly before you expand outwardly",
-    "saturn": "review your commitments and shore up weak foundations",
-    "uranus": "let change work quietly instead of breaking things suddenly",
-    "neptune": "check comfortable assumptions gently against the facts",
-    "pluto": "let an old pattern loosen its grip at its own pace",
-}
-ASPECT_WORD = {
-    "conjunction": "conjunct",
-    "sextile": "sextile",
-    "square": "square",
-    "trine": "trine",
-    "opposition": "opposes",
-}
-# After "With": "With Mars opposite Uranus" (not "opposes").
-ASPECT_WITH = {**ASPECT_WORD, "opposition": "opposite"}
-ASPECT_THEMES = {
-    "conjunction": "their themes fuse and amplify each other",
-    "sextile": "a small, willing effort opens a door",
-    "trine": "things flow with less friction than usual",
-    "square": "friction asks for a practical adjustment",
-    "opposition": "balance between two pulls is the task",
-}
-PHASE_LABELS = {
-    "new_moon": "new Moon",
-    "full_moon": "full Moon",
-    "first_quarter": "first quarter Moon",
-    "last_quarter": "last quarter Moon",
-}
-
-OPENINGS = (
-    "{sign}, here is the sky as it leans on your chart around this date.",
-    "Take a breath, {sign}: a few clear threads run through the sky for you.",
-    "{sign}, the planets put a particular emphasis on your chart in these days.",
-    "There is a shape to the sky around this date, {sign}, and it is worth reading closely.",
-    "{sign}, a quick look at the sky shows where your attention will pay off.",
-    "The sky has a story for you, {sign}, and it starts with one strong theme.",
-    "{sign}, think of these days as a chance to work with the sky rather than against it.",
-    "Here is your sky, {sign}: what is moving, what is steady, and how to use it.",
-    "{sign}, your {element} nature meets an interesting sky around this date.",
-    "Some days the sky whispers; around this date it speaks plainly to you, {sign}.",
-)
-TRANSITIONS = (
-    "Alongside this, ",
-    "Meanwhile, ",
-    "In the background, ",
-    "At the same time, ",
-    "Just as importantly, ",
-    "Beneath that, ",
-    "There is a second thread too: ",
-    "Keep in mind as well that ",
-)
-PROFILE_LEADS = (
-    "As {a_sign}, remember this: ",
-    "It helps to know your own nature here. ",
-    "Your sign's gifts matter now. ",
-    "Lean on what {sign} does best. ",
-)
-CLOSINGS = (
-    "Take what fits and leave the rest; the sky suggests, you decide.",
-    "Move at your own pace and let the useful parts of this sky carry you.",
-    "Small, deliberate choices will get the most out of these days.",
-    "Trust your own judgement first; the sky only sets the weather.",
-    "Keep it simple, stay curious, and notice what shifts.",
-    "Be kind to yourself while the sky does its slow work.",
-)
-SECTION_LEADS = {
-    "love": ("In matters of the heart, ", "For love and friendship, ", "Close to home and heart, "),
-    "career": ("At work, ", "For your ambitions, ", "On the career front, "),
-    "money": ("Money-wise, ", "For your finances, ", "Where money is concerned, "),
-    "health": ("For your energy, ", "For body and rest, ", "On the wellbeing side, "),
-    "growth": ("For your inner growth, ", "On the longer road, ", "For mind and meaning, "),
-}
-QUIET_SECTION = {
-    "love": "No single planet dominates your love life around this date, which leaves room for plain kindness.",
-    "career": "Work is not under a strong spotlight around this date, so steady, unglamorous progress counts.",
-    "money": "Money matters are quiet in the sky around this date; a calm look at your budget is enough.",
-    "health": "Your wellbeing is not singled out by the sky around this date; ordinary good habits carry you.",
-    "growth": "No single transit drives your inner growth around this date, so follow your own curiosity.",
-}
-TIPS = {
-    "love": (
-        "Say the warm thing you usually leave unsaid.",
-        "Listen for what someone needs, not only what they say.",
-        "Make a small plan with someone you miss.",
-        "Let affection be simple: a message, a meal, an hour of attention.",
-        "Notice who leaves you feeling lighter, and spend time there.",
-        "Ask one honest question and really hear the answer.",
-        "Give a little more patience than feels natural.",
-        "A shared laugh will do more than a long talk.",
-    ),
-    "career": (
-        "Finish one task completely before opening another.",
-        "Write down the next three steps of the project that matters most.",
-        "Share credit generously; it comes back.",
-        "Ask for the information you need rather than guessing.",
-        "Protect an hour for focused work and guard it.",
-        "Tidy a process that wastes everyone's time.",
-        "Follow up on the thing you promised someone.",
-        "Keep meetings short and decisions clear.",
-    ),
-    "money": (
-        "Check one recurring payment you no longer use.",
-        "Sleep on any purchase you would not have wanted yesterday.",
-        "Put a small amount aside, even if it is symbolic.",
-        "Compare before you commit; the second quote is often better.",
-        "Spend on what lasts rather than what flatters.",
-        "Write down where the money went this week.",
-        "Say no to a cost that only feeds someone else's plan.",
-        "Value your time as carefully as your money.",
-    ),
-    "health": (
-        "Drink water before coffee and notice the difference.",
-        "A brisk walk clears more than it costs.",
-        "Go to bed a little earlier than you think you need.",
-        "Stretch whenever you stand up.",
-        "Eat one meal slowly and without a screen.",
-        "Breathe out longer than you breathe in when tension builds.",
-        "Move in a way that feels like play, not punishment.",
-        "Step outside for ten minutes of daylight.",
-    ),
-    "growth": (
-        "Read something outside your usual interests.",
-        "Write one paragraph about what you have learned lately.",
-        "Ask yourself what you would try if nobody were watching.",
-        "Let one old grudge go quietly.",
-        "Notice a habit that no longer fits who you are becoming.",
-        "Spend a few minutes in silence and see what surfaces.",
-        "Teach someone something you know well.",
-        "Choose one small act of courage and do it.",
-    ),
-}
+OUTER = frozenset({"jupiter", "saturn", "uranus", "neptune", "pluto", "north_node"})
+FAST = frozenset({"mercury", "venus", "mars", "sun"})
+STORY_WORDS = (120, 220)
+# A phrasing all signs together used this often in the memory's 30 days counts as worn: another
+# is chosen while one exists. 5 of 360 readings, with room for a lead that has no fresher words,
+# keeps every sentence under 2% of them.
+WORN = 5
+BACKGROUND_WORN = 3  # background reads alike for every sign: it is skipped sooner
+NOTE_WORDS = 60
+# Most readers live between UTC-8 and UTC+10 and open the email around 06:00: what happens from
+# about 06:00Z on the date to its end (UTC) falls after delivery for most of them. Events further
+# off still count, less, the further they are.
+CORE_START, CORE_END = timedelta(hours=6), timedelta(hours=24)
+FADE_HOURS = 18.0
 
 
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def with_article(name: str) -> str:
-    """'an Aries', 'a Leo': the article goes by the sound, and every sign that starts with a vowel starts with one."""
-    return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _first_sentences(text: str, count: int) -> str:
-    parts = re.split(r"(?<=[.!?])\s+", text.strip())
-    return " ".join(parts[:count])
+def _words(parts: Sequence[str]) -> int:
+    return sum(len(part.split()) for part in parts)
 
 
-def _continuing(sentence: str) -> str:
-    """A sentence made to follow a lead-in ("Meanwhile, the Sun..."): common first words go lower case."""
-    first = sentence.split(" ", 1)[0]
-    return sentence[:1].lower() + sentence[1:] if first in {"The", "A", "An", "With", "Around"} else sentence
+@dataclass
+class Item:
+    """One fact the story may tell: how to state it, what it means, how much it matters."""
+
+    fact: dict
+    shape: str
+    values: dict
+    salience: float
+    tone: str
+    lead: str  # the headline family's lead
+    meanings: list[tuple[str, dict]] = field(default_factory=list)  # (family, key): alternatives, in order
+    background: bool = False
+    extra_meaning: bool = False  # tell a second meaning too (a lunation: the phase, then its life area)
 
 
-class _Writer:
-    """One forecast being composed (keeps the seeded generator and what has been used)."""
+class _Composer:
+    """One reading being written for a sign and date (see the module docstring)."""
 
-    def __init__(self, request: ForecastRequest) -> None:
+    def __init__(self, request: ForecastRequest, book: Phrasebook) -> None:
         self.request = request
+        self.book = book
         self.sign = request.sign
-        self.sign_name = sign_name(request.sign)
-        # Seeded by (date, sign): the same forecast reads the same if written twice.
+        self.info = SIGNS_BY_SLUG[request.sign]
+        self.memory: ReadingMemory = request.memory
+        # Seeded by (date, sign): the same reading is written again if asked twice.
         self.rng = random.Random(f"{request.day.isoformat()}:{request.sign}")  # noqa: S311 - variety, not secrecy
         self.truth = sky_truth(request.facts, request.sign)
-        self.facts = statable_facts(request.facts)
-        self.moon_state = moon_phase_state(request.facts)
-        self.passages: dict[str, PassageDoc] = {p.key: p for p in request.passages}
-        self.used_passages: list[str] = []
+        self.midnight = datetime.combine(request.day, time(0), tzinfo=UTC)
+        self.used: list[str] = []  # phrasing ids, in order
         self.used_facts: list[str] = []
 
-    def pick(self, options: Sequence[str]) -> str:
-        return self.rng.choice(list(options))
+    # --- choosing phrasings -------------------------------------------------------------------
 
-    def acceptable(self, passage: PassageDoc) -> bool:
-        """Only passages the checker fully accepts for this window may be woven in."""
-        return not check(passage.text, self.request.facts, self.sign, self.truth)
-
-    def passage(self, key: str) -> PassageDoc | None:
-        passage = self.passages.get(key)
-        if passage and key not in self.used_passages and self.acceptable(passage):
-            self.used_passages.append(key)
-            return passage
-        return None
-
-    def use(self, fact: dict) -> None:
-        if fact.get("id") and fact["id"] not in self.used_facts:
-            self.used_facts.append(fact["id"])
-
-    # Sentences about one fact, in several wordings. Each states exactly what the fact says.
-    def fact_sentence(self, fact: dict) -> str:
-        kind, bodies = fact["kind"], fact.get("bodies") or []
-        body = bodies[0] if bodies else ""
-        house = fact.get("house")
-        values = {
-            "Body": body_name(body, True) if body else "",
-            "body": body_name(body) if body else "",
-            "sign": sign_name(fact["sign"]) if fact.get("sign") else "",
-            "house": house_phrase(house) if house else "",
-            "theme": HOUSE_THEMES.get(house, ""),
-            "body_theme": BODY_THEMES.get(body, ""),
-        }
-        if kind in ("body_in_sign", "moon_sign"):
-            if body == "moon":
-                options = (
-                    "{Body} stays in {sign} for the whole day, in {house} of {theme}.",
-                    "{Body} spends the whole day in {sign}, which colours {house}: {theme}.",
-                )
-            elif fact.get("retrograde") and body in RETROGRADE_ADVICE:
-                values["advice"] = RETROGRADE_ADVICE[body]
-                options = (
-                    "{Body} is retrograde in {sign}, {house}, so {advice}.",
-                    "With {body} retrograde in {sign}, {house} of {theme} asks for a second look.",
-                )
-            else:
-                options = (
-                    "{Body} is in {sign}, {house}, keeping {theme} in view.",
-                    "With {body} in {sign}, {house} of {theme} gets steady attention.",
-                    "{Body} is in {sign}, bringing {body_theme} into {house}: {theme}.",
-                )
-        elif kind == "retrograde":
-            values["advice"] = RETROGRADE_ADVICE.get(body, "review before you push ahead")
-            options = (
-                "{Body} is retrograde in {sign}, {house}, so {advice}.",
-                "{Body} is retrograde, in {sign}; {advice}.",
-            )
-        elif kind == "station":
-            values["direction"] = fact.get("direction") or ""
-            options = (
-                "{Body} stations {direction} around this date, in {sign} and {house}.",
-                "Around this date {body} stations {direction}, a pause that puts {body_theme} in focus.",
-            )
-        elif kind == "ingress":
-            verb = "moves back into" if fact.get("retrograde") else self.pick(("enters", "moves into"))
-            values["verb"] = verb
-            options = (
-                "{Body} {verb} {sign} around this date, opening a new chapter for {house}: {theme}.",
-                "Around this date {body} {verb} {sign}, shifting {body_theme} toward {house}.",
-            )
-        elif kind == "lunation":
-            values["phase"] = PHASE_LABELS.get(fact.get("phase"), "lunation")
-            options = (
-                "The {phase} in {sign} falls around this date, lighting up {house}: {theme}.",
-                "A {phase} in {sign} around this date marks a turning point for {house}.",
-            )
-        elif kind == "eclipse":
-            detail = fact.get("eclipse_type") or ""
-            values["eclipse"] = f"{detail} {fact.get('eclipse')} eclipse".strip()
-            options = (
-                "A {eclipse} in {sign} falls around this date, stirring {house}: {theme}.",
-                "Around this date a {eclipse} in {sign} shakes up {house}.",
-            )
-        elif kind == "aspect":
-            a, b = bodies
-            values.update(
-                A=body_name(a, True),
-                a=body_name(a),
-                B=body_name(b),
-                aspect=fact["aspect"],
-                verb=ASPECT_WORD[fact["aspect"]],
-                with_verb=ASPECT_WITH[fact["aspect"]],
-                aspect_theme=ASPECT_THEMES[fact["aspect"]],
-            )
-            # Houses only when both bodies keep theirs for the whole window (a body changing
-            # sign mid-window has no single house to name).
-            whole = self.truth.whole_house
-            houses = [whole.get(a), whole.get(b)]
-            if None in houses:
-                where = ""
-            elif houses[0] == houses[1]:
-                where = f" in {house_phrase(houses[0])}"
-            else:
-                where = f" between {house_phrase(houses[0])} and {house_phrase(houses[1])}"
-            values["where"] = where
-            if fact.get("timing") == "event":
-                options = (
-                    "{A} and {B} form an exact {aspect} around this date: {aspect_theme}.",
-                    "Around this date {a} and {B} form an exact {aspect}: {aspect_theme}.",
-                )
-            else:
-                options = (
-                    "{A} {verb} {B}, and {aspect_theme}{where}.",
-                    "With {a} {with_verb} {B}, {aspect_theme}{where}.",
-                )
+    def choose(
+        self, family: str, required: bool = True, also: Sequence[dict] = (), worn: int | None = None, **key
+    ) -> Phrasing | None:
+        """A phrasing for one entry: among those the sign has not read lately and no other sign has
+        for this date, the least used by all signs lately; else (if `required`) the least recent.
+        `also` names related entries (the same topic in another tone) to draw from when the
+        entry's own phrasings are more worn; the entry's own win ties. `worn`: skip phrasings all
+        signs together used that often lately (for optional sentences that read alike for everyone)."""
+        own = list(self.book.options(family, **key))
+        self.rng.shuffle(own)
+        options = own + [p for extra in also for p in self.book.options(family, **extra)]
+        if not options:
+            return None
+        rank = {p.id: 0 if index < len(own) else 1 for index, p in enumerate(options)}
+        fresh = [
+            p
+            for p in options
+            if p.id not in self.used
+            and p.id not in self.memory.recent
+            and p.id not in self.memory.today
+            and self.memory.counts.get(p.id, 0) < (WORN if worn is None else worn)
+        ]
+        if fresh:
+            choice = min(fresh, key=lambda p: (self.memory.counts.get(p.id, 0), rank[p.id]))
+        elif not required:
+            return None
         else:
+            unused = [p for p in options if p.id not in self.used] or options
+            # Not another sign's today, then the longest ago for this sign, then the least worn.
+            choice = min(
+                unused,
+                key=lambda p: (
+                    p.id in self.memory.today,
+                    -self.memory.recent.get(p.id, 999),
+                    self.memory.counts.get(p.id, 0),
+                ),
+            )
+        self.used.append(choice.id)
+        return choice
+
+    @staticmethod
+    def other_tones(**key) -> list[dict]:
+        return [{**key, "tone": tone} for tone in TONES if tone != key["tone"]]
+
+    def area(self, house: int) -> str:
+        return self.rng.choice(self.book.options("area", house=house)).text
+
+    def say(
+        self,
+        family: str,
+        values: dict | None = None,
+        required: bool = True,
+        also: Sequence[dict] = (),
+        worn: int | None = None,
+        **key,
+    ) -> str:
+        phrasing = self.choose(family, required, also, worn, **key)
+        if phrasing is None:
             return ""
-        self.use(fact)
-        return self.pick(options).format(**values)
+        text = phrasing.text.format(**(values or {})) if values else phrasing.text
+        # "{Body}" written mid-sentence: "the Sun", not "The Sun".
+        text = re.sub(r"(?<=[a-z,;:] )The (Sun|Moon|North Node)\b", r"the \1", text)
+        return _cap(text)
 
-    def lead_facts(self) -> list[dict]:
-        """The facts worth leading with: events and aspects first, slow background states last."""
-        seen_bodies: set[str] = set()
-        leads = []
-        for fact in self.facts:
-            if fact["kind"] == "moon_phase":
-                continue
-            if fact["kind"] == "body_in_sign" and fact["bodies"][0] in ("uranus", "neptune", "pluto", "north_node"):
-                continue
-            key = tuple(fact["bodies"])
-            if fact["kind"] in ("body_in_sign", "retrograde") and key[0] in seen_bodies:
-                continue
-            seen_bodies.update(key if fact["kind"] != "aspect" else ())
-            leads.append(fact)
-        return leads
+    # --- planning -----------------------------------------------------------------------------
 
-    def passage_for(self, fact: dict) -> PassageDoc | None:
+    def centrality(self, instant: datetime) -> float:
+        """1 for an event in the core of most readers' day, fading to 0.4 further off."""
+        start, end = self.midnight + CORE_START, self.midnight + CORE_END
+        hours = max((start - instant).total_seconds(), (instant - end).total_seconds(), 0.0) / 3600.0
+        return max(0.4, 1.0 - 0.6 * hours / FADE_HOURS)
+
+    def personal_boost(self, bodies: Sequence[str], houses: Sequence[int]) -> float:
+        boost = 10.0 if self.info.ruler in bodies else 0.0
+        return boost + (5.0 if {1, 4, 7, 10} & set(houses) else 0.0) + self.rng.random() * 4
+
+    def items(self) -> list[Item]:
+        items: list[Item] = []
+        for fact in statable_facts(self.request.facts):
+            item = self.item_for(fact)
+            if item is not None:
+                items.append(item)
+        items.extend(self.moon_items())
+        return sorted(items, key=lambda item: -item.salience)
+
+    def item_for(self, fact: dict) -> Item | None:
         kind, bodies = fact["kind"], fact.get("bodies") or []
-        keys: list[str] = []
-        if kind in ("body_in_sign", "moon_sign"):
-            keys = [f"body-sign-{bodies[0]}-{fact['sign']}", f"body-house-{bodies[0]}-{fact.get('house')}"]
-            if fact.get("retrograde"):
-                keys.insert(0, f"retrograde-{bodies[0]}")
-        elif kind == "retrograde":
-            keys = [f"retrograde-{bodies[0]}"]
-        elif kind == "station":
-            keys = [f"station-{bodies[0]}"]
-        elif kind == "lunation":
-            phase = (fact.get("phase") or "").replace("_", "-")
-            keys = [f"lunation-{phase}-in-{fact.get('sign')}", f"lunation-{phase}"]
-        elif kind == "eclipse":
-            element = SIGNS_BY_SLUG[fact["sign"]].element if fact.get("sign") else ""
-            keys = [f"eclipse-{fact.get('eclipse')}-{element}", f"eclipse-{fact.get('eclipse')}"]
-        elif kind == "aspect":
-            a, b = bodies
-            family = {"sextile": "trine", "opposition": "square"}.get(fact["aspect"], fact["aspect"])
-            keys = [f"aspect-{a}-{family}-{b}", f"aspect-{b}-{family}-{a}"]
-        for key in keys:
-            found = self.passage(key)
-            if found:
-                return found
-        return None
-
-    def headline(self, lead: dict | None) -> str:
-        if lead is None:
-            return self.pick((f"{self.sign_name}: a steady sky", f"{self.sign_name}, a day to find your own rhythm"))
-        kind, bodies = lead["kind"], lead.get("bodies") or []
-        sign = sign_name(lead["sign"]) if lead.get("sign") else ""
-        body = body_name(bodies[0], True) if bodies else ""
-        theme = BODY_THEMES.get(bodies[0], "") if bodies else ""
-        # The house makes the same sky read differently for each sign.
-        area = HOUSE_AREAS.get(lead.get("house"), "")
+        house = fact.get("house")
+        sign = sign_name(fact["sign"]) if fact.get("sign") else ""
+        when = slot("at", fact["time"]) if fact.get("time") else ""
+        boost = self.personal_boost(bodies, [house] if house else fact.get("houses") or [])
         if kind == "station":
-            direction = lead.get("direction")
-            options = (f"{body} stations {direction}: a pause for your {area}", f"{body} stations {direction}: {theme}")
-        elif kind == "ingress":
-            options = (
-                f"{body} enters {sign}, stirring your {area}",
-                f"A new chapter for your {area} as {body} enters {sign}",
+            body, direction = bodies[0], fact["direction"]
+            values = {"Body": body_name(body, True), "sign": sign, "when": when, "area": self.area(house)}
+            tone = "tense" if direction == "retrograde" else "blend"
+            # Every sign reads a station on the same day: a contact's words with that planet
+            # stand in when the station's own are worn.
+            meanings = [("station", {"body": body, "direction": direction}), ("aspect", {"with": body, "tone": tone})]
+            salience = 100 * self.centrality(_instant(fact["time"])) + boost
+            return Item(fact, f"station_{direction}", values, salience, tone, "station", meanings)
+        if kind == "eclipse":
+            detail = f"{fact.get('eclipse_type')} " if fact.get("eclipse_type") else ""
+            values = {"eclipse": f"{detail}{fact['eclipse']} eclipse", "sign": sign, "area": self.area(house)}
+            values["when"] = when
+            return Item(
+                fact, "eclipse", values, 98 + boost, "blend", "eclipse", [("eclipse", {"eclipse": fact["eclipse"]})]
             )
-        elif kind == "lunation":
-            label = PHASE_LABELS.get(lead.get("phase"), "lunation")
-            options = (f"{_cap(label)} in {sign} lights up your {area}", f"The {label} in {sign} and your {area}")
-        elif kind == "eclipse":
-            options = (f"A {lead.get('eclipse')} eclipse in {sign} shakes up your {area}",)
-        elif kind == "aspect":
-            a, b = body_name(bodies[0], True), body_name(bodies[1])
-            if lead.get("timing") == "event":
-                options = (f"{a} and {b} form an exact {lead['aspect']}: {ASPECT_THEMES[lead['aspect']]}",)
+        if kind == "lunation":
+            phase = fact["phase"]
+            values = {"sign": sign, "area": self.area(house), "when": when}
+            major = phase in ("new_moon", "full_moon")
+            meanings = [("lunation", {"phase": phase}), ("meaning", {"body": "moon", "house": house})]
+            salience = (90 if major else 72) * self.centrality(_instant(fact["time"])) + boost
+            tone = "blend" if major else "tense"
+            return Item(fact, phase, values, salience, tone, "lunation", meanings, extra_meaning=True)
+        if kind == "ingress":
+            body = bodies[0]
+            if body == "north_node":
+                return None
+            values = {"Body": body_name(body, True), "sign": sign, "area": self.area(house), "when": when}
+            shape = "ingress_back" if fact.get("retrograde") else "ingress"
+            if body in PERSONAL:
+                meanings = [("meaning", {"body": body, "house": house})]
             else:
-                verb = ASPECT_WORD[lead["aspect"]]
-                focus = BODY_THEMES.get(bodies[1], "")
-                options = (f"{a} {verb} {b}: {ASPECT_THEMES[lead['aspect']]}", f"{a} {verb} {b} and your {focus}")
-        elif kind == "retrograde" or lead.get("retrograde"):
-            options = (f"{body} retrograde: a second look at your {area}", f"{body} is retrograde in {sign}")
-        else:
-            options = (f"{body} in {sign} and your {area}", f"{body} in {sign}: {theme} for your {area}")
-        return _cap(self.pick(options))
-
-    def overview(self, leads: list[dict]) -> str:
-        info = SIGNS_BY_SLUG[self.sign]
-        paragraphs = []
-        opening = self.pick(OPENINGS).format(sign=self.sign_name, element=info.element)
-        if leads:
-            first = leads[0]
-            text = f"{opening} {self.fact_sentence(first)}"
-            passage = self.passage_for(first)
-            if passage:
-                text += f" {passage.text}"
-            paragraphs.append(text)
-        else:
-            paragraphs.append(opening)
-        if len(leads) > 1:
-            second = leads[1]
-            text = self.pick(TRANSITIONS) + _continuing(self.fact_sentence(second))
-            passage = self.passage_for(second)
-            if passage:
-                text += " " + _first_sentences(passage.text, 2)
-            paragraphs.append(text)
-        closing = []
-        if self.moon_state == "waxing":
-            closing.append(
-                self.pick(
-                    (
-                        "The Moon is waxing, which favours starting and building.",
-                        "With the Moon waxing, effort you add now tends to grow.",
-                    )
-                )
-            )
-        elif self.moon_state == "waning":
-            closing.append(
-                self.pick(
-                    (
-                        "The Moon is waning, a natural time to finish, clear and release.",
-                        "With the Moon waning, let go of what you no longer need.",
-                    )
-                )
-            )
-        profile = self.passage(f"sign-profile-{self.sign}")
-        if profile:
-            lead_in = self.pick(PROFILE_LEADS).format(sign=self.sign_name, a_sign=with_article(self.sign_name))
-            closing.append(lead_in + _first_sentences(profile.text, 2))
-        closing.append(self.pick(CLOSINGS))
-        paragraphs.append(" ".join(closing))
-        return "\n\n".join(paragraphs)
-
-    def section(self, topic: str, leads: list[dict]) -> str:
-        houses, bodies = TOPIC_HOUSES[topic], TOPIC_BODIES[topic]
-
-        def score(fact: dict) -> float:
-            fact_houses = fact.get("houses") or ([fact["house"]] if fact.get("house") else [])
-            house_score = max((len(houses) - houses.index(h) for h in fact_houses if h in houses), default=0)
-            body_score = max((len(bodies) - bodies.index(b) for b in fact["bodies"] if b in bodies), default=0)
-            if not house_score and not body_score:
-                return 0.0
-            reuse = 0.5 if fact.get("id") in self.used_facts else 1.0
-            return (house_score * 10 + body_score * 6 + fact["rank"] / 50.0) * reuse + self.rng.random()
-
-        candidates = [f for f in self.facts if f["kind"] not in ("moon_phase", "moon_sign") and f.get("bodies")]
-        candidates = [f for f in candidates if f["bodies"][0] != "north_node"]
-        scored = sorted(((score(f), f) for f in candidates), key=lambda pair: -pair[0])
-        lead_in = self.pick(SECTION_LEADS[topic])
-        tip = self.pick(TIPS[topic])
-        if not scored or scored[0][0] <= 0:
-            return f"{QUIET_SECTION[topic]} {tip}"
-        fact = scored[0][1]
-        text = lead_in + _continuing(self.fact_sentence(fact))
-        passage = self._topic_passage(topic, fact)
-        if passage:
-            text += " " + _first_sentences(passage.text, 3)
-        return f"{text} {tip}"
-
-    def _topic_passage(self, topic: str, fact: dict) -> PassageDoc | None:
-        bodies = fact.get("bodies") or []
-        houses = fact.get("houses") or ([fact["house"]] if fact.get("house") else [])
-        # First the passage about this body in this house, then any unused passage on the topic.
-        for body, house in zip(bodies, houses, strict=False):
-            found = self.passage(f"body-house-{body}-{house}")
-            if found:
-                return found
-        whole_house = self.truth.whole_house
-        for key, passage in self.passages.items():
-            if (
-                passage.kind == "body_in_house"
-                and topic in passage.topics
-                and whole_house.get(passage.body) == passage.house
-                and key not in self.used_passages
-                and self.acceptable(passage)
-            ):
-                return self.passage(key)
+                meanings = [("aspect", {"with": body, "tone": "blend"})]
+            salience = (82 if body in FAST else 78) * self.centrality(_instant(fact["time"])) + boost
+            return Item(fact, shape, values, salience, "blend", "ingress", meanings)
+        if kind == "aspect":
+            return self.aspect_item(fact, boost)
+        if kind == "retrograde" and bodies[0] not in ("north_node",):
+            body = bodies[0]
+            values = {"Body": body_name(body, True), "sign": sign, "area": self.area(house)}
+            salience = 22 if body in FAST else 6
+            return Item(fact, "retrograde", values, salience + boost / 4, "tense", "quiet", [], background=True)
+        if kind == "body_in_sign" and bodies[0] in OUTER and not fact.get("retrograde"):
+            body = bodies[0]
+            values = {"Body": body_name(body, True), "sign": sign, "area": self.area(house)}
+            return Item(fact, "background", values, 4 + boost / 4, "blend", "quiet", [], background=True)
         return None
+
+    def aspect_item(self, fact: dict, boost: float) -> Item | None:
+        a, b = fact["bodies"]
+        if "north_node" in (a, b):
+            return None
+        tone = TONE_OF_ASPECT[fact["aspect"]]
+        # The Moon, or the faster body, speaks first; the meaning is the other body's voice.
+        if b == "moon":
+            a, b = b, a
+        values = {"A": body_name(a, True), "B": body_name(b)}
+        other_house = self.truth.whole_house.get(b)
+        if other_house:
+            values["area"] = self.area(other_house)  # for the headline: where the other body acts
+        meanings = [("aspect", {"with": b, "tone": tone})]
+        exact_at = _instant(fact["exact_times"][0]) if fact.get("exact_times") else None
+        house_a = self.house_at(a, exact_at) if exact_at else self.truth.whole_house.get(a)
+        if a in PERSONAL and house_a:
+            # Worn words for the contact: what the faster body means where it stands instead.
+            meanings.append(("meaning", {"body": a, "house": house_a}))
+        if fact.get("timing") == "event":
+            exact = _instant(fact["exact_times"][0])
+            values["when"] = slot("at", exact)
+            if a == "moon":
+                base = 46.0
+            elif a in OUTER and b in OUTER:
+                base = 50.0  # a slow contact leads only on the day it is exact
+            elif b in OUTER:
+                base = 62.0
+            else:
+                base = 66.0
+            salience = base * self.centrality(exact) + boost
+            return Item(fact, f"aspect_exact_{tone}", values, salience, tone, "aspect", meanings)
+        if a == "moon":
+            return None  # the Moon's contacts pass within hours: only their exact moment is told
+        slow = a in OUTER and b in OUTER
+        salience = (3.0 if slow else 28.0) + boost / 2
+        return Item(fact, f"aspect_state_{tone}", values, salience, tone, "aspect", meanings, background=slow)
+
+    def house_at(self, body: str, instant: datetime) -> int | None:
+        """The body's house at `instant`, from the state facts that cover it."""
+        for fact in self.request.facts:
+            if (
+                fact["kind"] in ("body_in_sign", "moon_sign")
+                and fact["bodies"] == [body]
+                and _instant(fact["valid_from"]) <= instant < _instant(fact["valid_until"])
+            ):
+                return fact["house"]
+        return None
+
+    def moon_items(self) -> list[Item]:
+        """The Moon's sign for the day: a state when it keeps one sign, else each change of sign."""
+        facts = self.request.facts
+        moon_whole = self.truth.whole_sign.get("moon")
+        if moon_whole:
+            fact = next(f for f in facts if f["kind"] == "moon_sign")
+            house = fact["house"]
+            values = {"sign": sign_name(moon_whole), "area": self.area(house)}
+            meanings = [("meaning", {"body": "moon", "house": house})]
+            return [
+                Item(
+                    fact, "moon_stay", values, 48 + self.personal_boost(["moon"], [house]), "flowing", "moon", meanings
+                )
+            ]
+        items = []
+        for fact in facts:
+            if fact["kind"] != "moon_ingress" or not fact.get("time"):
+                continue
+            house = fact["house"]
+            values = {
+                "sign": sign_name(fact["sign"]),
+                "area": self.area(house),
+                "from_area": self.area((house - 2) % 12 + 1),
+                "when": slot("at", fact["time"]),
+            }
+            meanings = [("meaning", {"body": "moon", "house": house})]
+            salience = 54 * self.centrality(_instant(fact["time"])) + self.personal_boost(["moon"], [house])
+            items.append(Item(fact, "moon_ingress", values, salience, "flowing", "moon", meanings))
+        return items
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def state(self, item: Item) -> str:
+        # Background reads the same for every sign for weeks: told only while its words are fresh.
+        text = self.say(
+            "fact",
+            item.values,
+            required=not item.background,
+            worn=BACKGROUND_WORN if item.background else None,
+            shape=item.shape,
+        )
+        if text and item.fact.get("id") and item.fact["id"] not in self.used_facts:
+            self.used_facts.append(item.fact["id"])
+        return text
+
+    def interpret(self, item: Item, required: bool = True) -> list[str]:
+        """What the item means for the day: its first meaning with fresh words, trying each in
+        turn; a second one (a lunation's area) only when it too is fresh."""
+        out = []
+        for family, key in item.meanings:
+            text = self.say(family, required=False, **key)
+            if text:
+                out.append(text)
+                if not item.extra_meaning:
+                    return out
+        if not out and required and item.meanings:
+            family, key = item.meanings[0]
+            out.append(self.say(family, **key))
+        return out
+
+    def story(self, items: list[Item]) -> tuple[str, Item | None, str]:
+        """The main reading (paragraphs), its lead item and its tone."""
+        told = [item for item in items if not item.background]
+        background = [item for item in items if item.background]
+        lead = told[0] if told else (background[0] if background else None)
+        if lead is None:
+            text = self.say("phase", phase=self.truth.phase_at_start or "waxing_crescent") + " "
+            return (text + self.say("closing", tone="flowing")).strip(), None, "flowing"
+        first = [self.state(lead), *self.interpret(lead)]
+        second: list[str] = []
+        chosen = [lead]
+        moon = next((item for item in told if item.fact["kind"] in ("moon_sign", "moon_ingress")), None)
+        lead_bodies = set(lead.fact.get("bodies") or [])
+        for item in told[1:]:
+            if len(chosen) >= 2 or _words(first + second) > 95:
+                break
+            if item is moon or set(item.fact.get("bodies") or []) == lead_bodies:
+                continue
+            if item.salience < 20:
+                break
+            second += [self.state(item), *self.interpret(item, required=False)[:1]]
+            chosen.append(item)
+        if moon is not None and moon not in chosen:
+            # The Moon's sign frames the day: it comes first among the supporting facts.
+            second = [self.state(moon), *self.interpret(moon, required=False)[:1], *second]
+            chosen.append(moon)
+        closing = [self.say("closing", tone=lead.tone, also=self.other_tones(tone=lead.tone))]
+        if background and _words(first + second) < 165:
+            closing.insert(0, self.state(background[0]))
+        if _words(first + second + closing) < STORY_WORDS[0]:
+            closing.insert(-1, self.say("phase", required=False, phase=self.truth.phase_at_start or "waxing_crescent"))
+        for item in told:
+            if _words(first + second + closing) >= STORY_WORDS[0] + 5:
+                break
+            if item not in chosen:
+                second += [self.state(item), *self.interpret(item, required=False)[:1]]
+                chosen.append(item)
+        paragraphs = [" ".join(p for p in part if p) for part in (first, second, closing)]
+        return "\n\n".join(p for p in paragraphs if p), lead, lead.tone
+
+    def note(self, topic: str, items: list[Item], tone: str) -> str:
+        """A short note on one topic: what the day's sky means for that part of life, and one step."""
+        parts = []
+        areas = TOPIC_AREAS[topic]
+        for body in ("venus", "mars", "mercury", "sun", "moon"):
+            house = self.truth.whole_house.get(body)
+            if house in areas:
+                text = self.say("meaning", required=False, body=body, house=house)
+                if text:
+                    parts.append(text)
+                    break
+        parts.append(self.say("advice", topic=topic, tone=tone, also=self.other_tones(topic=topic, tone=tone)))
+        if _words(parts) > NOTE_WORDS:
+            parts = parts[-1:]
+        return " ".join(parts)
+
+    def headline(self, lead: Item | None) -> str:
+        recent = set(self.memory.headlines) | set(self.memory.today_headlines)
+        leads = [lead.lead] if lead else []
+        values = dict(lead.values) if lead else {}
+        values.setdefault("area", self.area(self.truth.whole_house.get("sun") or 1))
+        values.setdefault("sign", "")
+        values.setdefault("Body", "")
+        for family_lead in [*leads, "moon", "aspect", "quiet"]:
+            options = list(self.book.options("headline", lead=family_lead))
+            self.rng.shuffle(options)
+            options.sort(key=lambda p: p.id in self.memory.recent)
+            for phrasing in options:
+                if family_lead != (lead.lead if lead else "") and (
+                    "{Body}" in phrasing.text or "{sign}" in phrasing.text
+                ):
+                    continue
+                text = _cap(phrasing.text.format(**values))
+                text = re.sub(r"(?<=[a-z,;:] )The (Sun|Moon|North Node)\b", r"the \1", text)
+                if text not in recent:
+                    self.used.append(phrasing.id)
+                    return text
+        return f"{self.info.name}: {values['area']} in focus"
 
     def write(self) -> Draft:
-        leads = self.lead_facts()
-        headline = self.headline(leads[0] if leads else None)
-        overview = self.overview(leads[:2])
-        sections = {topic: self.section(topic, leads) for topic in TOPICS}
+        items = self.items()
+        story, lead, tone = self.story(items)
+        sections = {topic: self.note(topic, items, tone) for topic in TOPICS}
+        advice = {
+            "do": self.say("do", tone=tone, also=self.other_tones(tone=tone)),
+            "dont": self.say("dont", tone=tone, also=self.other_tones(tone=tone)),
+        }
         return Draft(
-            headline=headline,
-            overview=overview,
+            headline=self.headline(lead),
+            overview=story,
             sections=sections,
+            advice=advice,
             facts_used=list(self.used_facts),
-            passages_used=list(self.used_passages),
+            passages_used=[],
+            phrasings=list(self.used),
             model_name="offline-composer",
         )
 
 
 class OfflineComposer:
-    """Writes forecasts without a model (see the module docstring)."""
+    """Writes readings without a model (see the module docstring)."""
 
     name = "offline"
 
-    def __init__(self) -> None:
+    def __init__(self, book: Phrasebook | None = None) -> None:
+        self.book = book
         self.stripped = 0  # sentences dropped by the final check (should stay 0)
 
     def generate(self, request: ForecastRequest, feedback: Sequence[str] = ()) -> Draft:
-        draft = _Writer(request).write()
+        draft = _Composer(request, self.book or phrasebook()).write()
         return self._enforce(draft, request)
 
     def _enforce(self, draft: Draft, request: ForecastRequest) -> Draft:
@@ -587,11 +492,10 @@ class OfflineComposer:
                     paragraphs.append(" ".join(kept))
             return "\n\n".join(paragraphs)
 
-        headline = draft.headline if not check(draft.headline, request.facts, request.sign, truth) else ""
-        if not headline:
+        if check(draft.headline, request.facts, request.sign, truth):
             self.stripped += 1
-            headline = f"{sign_name(request.sign)}: your sky around this date"
-        draft.headline = headline
+            draft.headline = f"{sign_name(request.sign)}: the shape of the day"
         draft.overview = clean(draft.overview)
         draft.sections = {topic: clean(text) for topic, text in draft.sections.items()}
+        draft.advice = {key: clean(text) for key, text in draft.advice.items()}
         return draft

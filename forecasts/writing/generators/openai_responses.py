@@ -17,19 +17,21 @@ logger = logging.getLogger(__name__)
 
 
 class ForecastSections(BaseModel):
-    love: str = Field(description="Love: partners, dating, friendship and family warmth.")
-    career: str = Field(description="Career: work, ambitions, colleagues and plans.")
-    money: str = Field(description="Money: earning, spending, saving and values.")
-    health: str = Field(description="Health: energy, body, rest and routines.")
-    growth: str = Field(description="Growth: learning, meaning and inner life.")
+    love: str = Field(description="At most 60 words on love only: partners, dating, friendship, family warmth.")
+    career: str = Field(description="At most 60 words on career only: work, ambitions, colleagues, plans.")
+    money: str = Field(description="At most 60 words on money only: earning, spending, saving, values.")
+    health: str = Field(description="At most 60 words on health only: energy, body, rest, routines.")
+    growth: str = Field(description="At most 60 words on growth only: learning, meaning, inner life.")
 
 
 class ForecastOutput(BaseModel):
     """The JSON schema the model must answer in."""
 
-    headline: str
-    overview: str
+    headline: str = Field(description="Names the day's story, under 70 characters.")
+    overview: str = Field(description="The main reading: one story of 120-220 words, with time slots.")
     sections: ForecastSections
+    do: str = Field(description="One short line of what to do, without the word 'Do'.")
+    dont: str = Field(description="One short line of what to avoid, without the words 'Don't'.")
     facts_used: list[str] = Field(description="Ids of the sky facts the text relies on, e.g. f01.")
 
 
@@ -64,9 +66,11 @@ class OpenAIGenerator:
             response = self.client.responses.parse(
                 model=self.model,
                 instructions=system_prompt(),
-                input=forecast_prompt(request.sign, request.day, request.facts, request.passages, feedback),
+                input=forecast_prompt(
+                    request.sign, request.day, request.facts, request.passages, feedback, request.memory
+                ),
                 text_format=ForecastOutput,
-                max_output_tokens=2000,
+                max_output_tokens=2500,
                 timeout=self.timeout,
             )
         except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as error:
@@ -96,6 +100,7 @@ class OpenAIGenerator:
             headline=parsed.headline.strip(),
             overview=parsed.overview.strip(),
             sections={topic: getattr(parsed.sections, topic).strip() for topic in TOPICS},
+            advice={"do": parsed.do.strip(), "dont": parsed.dont.strip()},
             facts_used=[fact_id for fact_id in parsed.facts_used if fact_id in known],
             passages_used=[passage.key for passage in request.passages],
             model_name=getattr(response, "model", "") or self.model,

@@ -42,6 +42,12 @@ class Passage(models.Model):
         return self.title
 
 
+class ForecastQuerySet(models.QuerySet):
+    def ready(self) -> "ForecastQuerySet":
+        """Forecasts a reader may be shown: written (draft) or approved, not generating or failed."""
+        return self.filter(status__in=(Forecast.Status.DRAFT, Forecast.Status.APPROVED))
+
+
 class Forecast(models.Model):
     """The reading for one sign on one date; what is sent is what this row says."""
 
@@ -78,6 +84,8 @@ class Forecast(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ForecastQuerySet.as_manager()
 
     class Meta:
         ordering = ["-date", "sign"]

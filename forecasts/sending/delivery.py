@@ -52,7 +52,6 @@ from forecasts.zodiac import SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
 
-READY_STATUSES = (Forecast.Status.DRAFT, Forecast.Status.APPROVED)
 # Throttled sends are retried in the task this many times (each under the shared rate)
 # before the rest of the batch goes back to the queue and the task retries later.
 THROTTLE_ATTEMPTS = 5
@@ -116,7 +115,7 @@ def forecasts_for(
     if not pairs:
         return {}
     wanted = reduce(or_, (Q(date=day, sign=sign) for day, sign in pairs))
-    ready = Forecast.objects.filter(wanted, status__in=READY_STATUSES)
+    ready = Forecast.objects.ready().filter(wanted)
     found = {(f.date, f.sign): f for f in (ready.only(*only) if only else ready)}
     for day, sign in sorted(pairs - found.keys()):
         forecast = forecast_for(day, sign)

@@ -351,11 +351,7 @@ def forecasts_prepare(day: date, *, generator_path: str | None = None) -> Prepar
     `generator_path` overrides FORECAST_GENERATOR (site_prepare uses the offline composer).
     """
     result = PrepareResult(day)
-    ready = set(
-        Forecast.objects.filter(date=day, status__in=[Forecast.Status.DRAFT, Forecast.Status.APPROVED]).values_list(
-            "sign", flat=True
-        )
-    )
+    ready = set(Forecast.objects.ready().filter(date=day).values_list("sign", flat=True))
     generator = None
     for sign in SIGN_SLUGS:
         claimed = None if sign in ready else forecast_claim(day, sign)
@@ -376,11 +372,7 @@ def forecasts_prepare_days(first: date, days: int = 1, *, generator_path: str | 
 def forecasts_missing(first: date, days: int = 1) -> list[tuple[date, str]]:
     """(date, sign) pairs in `days` dates from `first` that have no ready forecast (one query)."""
     dates = [first + timedelta(days=n) for n in range(days)]
-    ready = set(
-        Forecast.objects.filter(
-            date__in=dates, status__in=[Forecast.Status.DRAFT, Forecast.Status.APPROVED]
-        ).values_list("date", "sign")
-    )
+    ready = set(Forecast.objects.ready().filter(date__in=dates).values_list("date", "sign"))
     return [(day, sign) for day in dates for sign in SIGN_SLUGS if (day, sign) not in ready]
 
 
@@ -393,8 +385,7 @@ def forecast_get_or_generate(
     for it to finish rather than writing the same forecast twice. `generator` and `note` go to
     forecast_generate when this call writes it.
     """
-    ready = (Forecast.Status.DRAFT, Forecast.Status.APPROVED)
-    forecast = Forecast.objects.filter(date=day, sign=sign, status__in=ready).first()
+    forecast = Forecast.objects.ready().filter(date=day, sign=sign).first()
     if forecast:
         return forecast
     claimed = forecast_claim(day, sign)
@@ -405,7 +396,7 @@ def forecast_get_or_generate(
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         time.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
-        forecast = Forecast.objects.filter(date=day, sign=sign, status__in=ready).first()
+        forecast = Forecast.objects.ready().filter(date=day, sign=sign).first()
         if forecast:
             return forecast
     return None

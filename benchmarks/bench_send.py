@@ -125,7 +125,8 @@ def send_product(batch_size: int) -> dict:
     """Everything due now: dispatch, then `deliveries_send` batch by batch, as a worker runs them."""
     from django.utils import timezone
 
-    from forecasts.sending.delivery import DeliveriesRetryLater, deliveries_dispatch_due, deliveries_send
+    from forecasts.sending.dispatch import deliveries_dispatch_due
+    from forecasts.sending.send import DeliveriesRetryLater, deliveries_send
 
     began = time.perf_counter()
     dispatched = deliveries_dispatch_due(timezone.now(), enqueue=False, time_budget=600)
@@ -165,9 +166,10 @@ def _time_stages() -> dict[str, float]:
     import django_ses
     from django.db.models.query import QuerySet
 
-    import forecasts.sending.delivery
+    import forecasts.sending.dispatch
     import forecasts.sending.emails
     import forecasts.sending.ratelimit
+    import forecasts.sending.send
 
     totals: dict[str, float] = {}
 
@@ -188,10 +190,11 @@ def _time_stages() -> dict[str, float]:
     timed(forecasts.sending.emails.DailyEmailRenderer, "message", "render_personalise")
     timed(forecasts.sending.emails, "render_forecast_parts", "render_forecast_once_per_process")
     timed(forecasts.sending.ratelimit.RedisRateLimiter, "acquire", "shared_rate_limiter")
-    timed(forecasts.sending.delivery, "_claim", "claim_queued_to_sending")
-    timed(forecasts.sending.delivery, "update_rows", "record_results_and_dispatch_updates")
+    timed(forecasts.sending.send, "_claim", "claim_queued_to_sending")
+    timed(forecasts.sending.send, "update_rows", "record_results_and_dispatch_updates")
+    timed(forecasts.sending.dispatch, "update_rows", "record_results_and_dispatch_updates")
     timed(QuerySet, "_fetch_all", "orm_reads")
-    timed(forecasts.sending.delivery, "deliveries_send", "deliveries_send_total")
+    timed(forecasts.sending.send, "deliveries_send", "deliveries_send_total")
     return totals
 
 
@@ -267,7 +270,7 @@ def _batch_size() -> int:
 def _worker_run(n: int, prefix: str, sink, env_overrides: dict) -> dict:
     """The same send through two real Celery worker processes (the shipped --concurrency=2), Redis broker."""
     from benchmarks import support
-    from forecasts.sending.delivery import deliveries_dispatch_due
+    from forecasts.sending.dispatch import deliveries_dispatch_due
     from tests.support.servers import celery_worker, wait_for
 
     env = support.environment()
@@ -324,7 +327,7 @@ def run() -> dict:
 
         # A reader and their real email, for the limit's payload.
         support.seed_subscribers(1, due=1, now=now, prefix="sample")
-        from forecasts.sending.delivery import deliveries_dispatch_due
+        from forecasts.sending.dispatch import deliveries_dispatch_due
 
         deliveries_dispatch_due(now, enqueue=False)
         _, raw = sample_email()

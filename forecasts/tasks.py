@@ -1,13 +1,10 @@
-"""Celery tasks: thin wrappers that call one service each (see forecasts/sending/delivery.py)."""
+"""Celery tasks: thin wrappers that call one service each (forecasts/sending/, forecasts/writing/)."""
 
 from celery import shared_task
 
-from forecasts.sending.delivery import (
-    DeliveriesRetryLater,
-    deliveries_dispatch_due,
-    deliveries_requeue_stale,
-    deliveries_send,
-)
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.send import DeliveriesRetryLater, deliveries_send
+from forecasts.sending.upkeep import deliveries_requeue_stale
 
 
 @shared_task(name="forecasts.tasks.deliveries_dispatch_due_task")

@@ -89,7 +89,7 @@ def load_the_send_path(**kwargs) -> None:
     from django.template.loader import get_template
 
     from accounts.unsubscribe import preferences_url
-    from forecasts.sending import delivery  # noqa: F401
+    from forecasts.sending import send  # noqa: F401
     from forecasts.sending.emails import DAILY_TEMPLATES
 
     preferences_url()

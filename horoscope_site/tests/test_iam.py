@@ -70,7 +70,7 @@ LIBRARY_CLIENT_ATTRIBUTES = {
 # Which role runs a module's own AWS calls (default: both).
 MODULE_ROLES: dict[str, frozenset[str]] = {
     "forecasts/sending/ses.py": WORKER,  # GetAccount for the shared send rate: only the daily send paces itself
-    "forecasts/sending/delivery.py": WORKER,
+    "forecasts/sending/send.py": WORKER,
     "forecasts/tasks.py": WORKER,
 }
 

@@ -10,7 +10,8 @@ import pytest
 from django.utils import timezone
 
 from forecasts.models import Delivery
-from forecasts.sending.delivery import deliveries_dispatch_due, deliveries_requeue_stale
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.upkeep import deliveries_requeue_stale
 from tests.faults.conftest import RedisServer, assert_one_email_each, readers_due_now, statuses
 from tests.support.servers import wait_for
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.scheduling import local_send_instant, zone
 from forecasts.models import Delivery, Forecast
-from forecasts.sending.delivery import deliveries_dispatch_due
+from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.tasks import forecasts_prepare_task
 from forecasts.tests.factories import add_readers
 from forecasts.writing.knowledge import knowledge_load

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from forecasts.models import Delivery
-from forecasts.sending.delivery import deliveries_dispatch_due
+from forecasts.sending.dispatch import deliveries_dispatch_due
 from tests.faults.conftest import MAX_SEND_RATE, assert_one_email_each, readers_due_now, statuses
 from tests.support.servers import wait_for
 

@@ -18,7 +18,9 @@ import pytest
 from django.utils import timezone
 
 from forecasts.models import Delivery
-from forecasts.sending.delivery import CLAIM_CHUNK, deliveries_dispatch_due, deliveries_requeue_stale
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.send import CLAIM_CHUNK
+from forecasts.sending.upkeep import deliveries_requeue_stale
 from tests.faults.conftest import (
     admin_resend,
     assert_one_email_each,

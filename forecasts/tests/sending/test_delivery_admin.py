@@ -139,7 +139,8 @@ def test_the_emails_unsubscribe_header_works_as_a_one_click_post_without_cookies
     from django.test import Client
 
     from accounts.models import Subscription
-    from forecasts.sending.delivery import deliveries_dispatch_due, deliveries_send
+    from forecasts.sending.dispatch import deliveries_dispatch_due
+    from forecasts.sending.send import deliveries_send
 
     ForecastFactory(date=DAY, sign="leo")
     (subscription,) = add_readers(

@@ -9,15 +9,10 @@ from django.utils import timezone
 
 from accounts.models import Subscription
 from forecasts.models import Delivery, Forecast
-from forecasts.sending import delivery as delivery_module
-from forecasts.sending import emails
-from forecasts.sending.delivery import (
-    STUCK_REASON,
-    deliveries_dispatch_due,
-    deliveries_requeue_stale,
-    deliveries_resend,
-    deliveries_send,
-)
+from forecasts.sending import emails, send
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.send import deliveries_send
+from forecasts.sending.upkeep import STUCK_REASON, deliveries_requeue_stale, deliveries_resend
 from forecasts.tests.factories import ForecastFactory, add_readers
 from tests.support.concurrency import at_once
 
@@ -72,7 +67,7 @@ def test_a_claim_whose_rows_cannot_be_read_puts_them_back_in_the_queue(monkeypat
 
 @pytest.mark.django_db(transaction=True)
 def test_two_senders_given_the_same_batch_at_once_send_each_email_once(monkeypatch):
-    monkeypatch.setattr(delivery_module, "CLAIM_CHUNK", 5)  # many claims each, so the two interleave
+    monkeypatch.setattr(send, "CLAIM_CHUNK", 5)  # many claims each, so the two interleave
     ForecastFactory(date=DAY, sign="leo")
     ids = [d.pk for d in dispatched(120)]
 
@@ -102,15 +97,15 @@ def test_while_another_worker_writes_the_forecast_the_delivery_waits_in_the_queu
     assert (delivery.status, delivery.attempts, delivery.error) == (Delivery.Status.SENT, 2, "")
 
 
-def test_the_forecast_for_hook_is_asked_for_every_missing_forecast(monkeypatch):
+def test_the_generating_lookup_is_asked_for_every_missing_forecast(monkeypatch):
     (delivery,) = dispatched(sign="virgo")
     asked = []
 
-    def generate_on_demand(day, sign):
+    def generate_on_demand(day, sign, **options):
         asked.append((day, sign))
         return ForecastFactory(date=day, sign=sign, headline="Written on demand")
 
-    monkeypatch.setattr(delivery_module, "forecast_for", generate_on_demand)
+    monkeypatch.setattr(send, "forecast_get_or_generate", generate_on_demand)
     assert deliveries_send([delivery.pk]).sent == 1
     assert asked == [(DAY, "virgo")]
     assert mail.outbox[0].subject == "Virgo, Sunday 9 March: Written on demand"

@@ -8,12 +8,8 @@ from botocore.config import Config
 from django.core.management import call_command
 
 from forecasts.models import Delivery
-from forecasts.sending.delivery import (
-    DeliveriesRetryLater,
-    DeliveriesThrottled,
-    deliveries_dispatch_due,
-    deliveries_send,
-)
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.send import DeliveriesRetryLater, DeliveriesThrottled, deliveries_send
 from forecasts.tests.factories import ForecastFactory, add_readers
 from tests.support.servers import moto_server
 from tests.support.ses_sink import SesSink

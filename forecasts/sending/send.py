@@ -1,17 +1,8 @@
-"""The daily send: dispatch what is due, send it, and look after what got stuck.
+"""Send: claim a batch's deliveries, render each email, send it through SES under the shared rate, record.
 
-The database is the source of truth; broker messages are only hints:
-- dispatch claims due subscriptions (SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL; an
-  IMMEDIATE transaction on SQLite) and records one Delivery per reader and local date under a
-  unique constraint, so two dispatchers, or one run twice, never make two;
-- a send claims each Delivery (queued -> sending, CLAIM_CHUNK at a time) before mailing it,
-  so a duplicated or retried task finds nothing left to send, and a killed worker strands at
-  most one chunk;
-- anything left queued (lost broker message, missing forecast, throttling) is handed to a
-  worker again by `deliveries_requeue_stale`; anything left *sending* is not (see there).
-
-Public functions: `forecast_for`, `forecasts_for`, `deliveries_dispatch_due`, `deliveries_send`,
-`deliveries_requeue_stale`, `deliveries_resend`, `deliveries_run_report`, `enqueue_send_batches`.
+A send claims each Delivery (queued -> sending, CLAIM_CHUNK at a time) before mailing it, so a
+duplicated or retried task finds nothing left to send, and a killed worker strands at most one
+chunk. What cannot be sent now goes back to the queue with its reason.
 """
 
 import logging
@@ -22,24 +13,24 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
-from functools import partial, reduce
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from functools import reduce
 from operator import or_
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import connections, router, transaction
-from django.db.models import Count, F, Q, Value
-from django.db.models.functions import Concat, TruncHour
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Subscription
-from accounts.scheduling import local_send_instant, next_send_at, zone
 from forecasts.models import Delivery, Forecast
+from forecasts.sending.bulk import update_rows
 from forecasts.sending.emails import FORECAST_KEY_FIELDS, DailyEmailRenderer, send_parts_cache
-from forecasts.sending.ratelimit import send_rate_limiter, window_for
+from forecasts.sending.enqueue import enqueue_send_batches
+from forecasts.sending.ratelimit import SendSlots, send_rate_limiter
 from forecasts.sending.ses import (
     SendError,
     SendErrorKind,
@@ -48,6 +39,8 @@ from forecasts.sending.ses import (
     max_send_rate,
     reuse_ses_client,
 )
+from forecasts.writing.generation import forecast_get_or_generate
+from forecasts.writing.generators.offline import OfflineComposer
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
@@ -59,19 +52,9 @@ THROTTLE_BACKOFF_BASE_S = 0.2
 THROTTLE_BACKOFF_CAP_S = 5.0
 # A batch is claimed this many deliveries at a time: a killed worker strands at most one chunk.
 CLAIM_CHUNK = 20
-# The shared send rate is taken this many slots at most per round trip to the limiter, and
-# they are spent within this fraction of SES_RATE_WINDOW_MARGIN of being taken (see SendSlots).
-SLOTS_PER_TAKE = 20
-SLOT_FRESH_FRACTION = 0.5
 # Results are written in bulk, every this many emails or seconds.
 FLUSH_EVERY = 25
 FLUSH_SECONDS = 2.0
-REQUEUE_MAX_PER_RUN = 20_000
-STUCK_REASON = (
-    "The worker stopped while sending this email. It is not resent automatically: the email may "
-    "have reached SES before the worker died, and resending could mail the reader twice. Check the "
-    "SES events, then use the admin action “Resend” if it never arrived."
-)
 
 
 class DeliveriesRetryLater(Exception):
@@ -86,30 +69,18 @@ class _AccountPaused(DeliveriesRetryLater):
     """SES refuses to send for the whole account (quota, pause): stop, and let requeue_stale try later."""
 
 
-def forecast_for(day: date, sign: str) -> Forecast | None:
-    """The ready Forecast for (local date, sign), written now if nobody has written it yet.
-
-    The send path calls this for every forecast it did not find ready, so a missed prepare run
-    costs one generation, not the day's email. None (another worker is still writing it, or
-    generation failed) leaves the delivery queued with the reason shown in the admin; it is
-    retried by `deliveries_requeue_stale`. No waiting here: a send batch must not stall, which is
-    also why it is written by the offline composer (milliseconds, grounded by construction)
-    rather than a model that may be slow or down while the batch holds its claimed deliveries.
-    """
-    from forecasts.writing.generation import forecast_get_or_generate
-    from forecasts.writing.generators.offline import OfflineComposer
-
-    return forecast_get_or_generate(
-        day, sign, wait=0, generator=OfflineComposer(), note="written at send time: no prepared forecast"
-    )
-
-
 def forecasts_for(
     pairs: Iterable[tuple[date, str]], *, only: Sequence[str] | None = None
 ) -> dict[tuple[date, str], Forecast]:
-    """Ready forecasts for many (date, sign) pairs: one query, then `forecast_for` for each one missing.
+    """Ready forecasts for many (date, sign) pairs: one query; each one missing is written now.
 
-    With `only`, just those fields are loaded (the others on first use, as Django defers them).
+    A missed prepare run so costs one generation, not the day's email. A pair left out (another
+    worker is still writing it, or generation failed) leaves its deliveries queued with the
+    reason shown in the admin, retried by `deliveries_requeue_stale`. No waiting here: a send
+    batch must not stall, which is also why it is written by the offline composer (milliseconds,
+    grounded by construction) rather than a model that may be slow or down while the batch
+    holds its claimed deliveries. With `only`, just those fields are loaded (the others on
+    first use, as Django defers them).
     """
     pairs = set(pairs)
     if not pairs:
@@ -118,222 +89,12 @@ def forecasts_for(
     ready = Forecast.objects.ready().filter(wanted)
     found = {(f.date, f.sign): f for f in (ready.only(*only) if only else ready)}
     for day, sign in sorted(pairs - found.keys()):
-        forecast = forecast_for(day, sign)
+        forecast = forecast_get_or_generate(
+            day, sign, wait=0, generator=OfflineComposer(), note="written at send time: no prepared forecast"
+        )
         if forecast is not None:
             found[(day, sign)] = forecast
     return found
-
-
-def enqueue_send_batches(delivery_ids: Sequence[int]) -> int:
-    """Hand deliveries to the workers, SEND_BATCH_SIZE per task; returns the number of tasks.
-
-    A broker that is down loses nothing: the deliveries stay queued in the database and
-    `deliveries_requeue_stale` hands them over again later.
-    """
-    from forecasts.tasks import deliveries_send_task
-
-    size = max(1, settings.SEND_BATCH_SIZE)
-    batches = [list(delivery_ids[i : i + size]) for i in range(0, len(delivery_ids), size)]
-    try:
-        for batch in batches:
-            deliveries_send_task.delay(batch)
-    except Exception:
-        logger.exception("Could not enqueue %d deliveries; they stay queued and will be requeued", len(delivery_ids))
-        return 0
-    return len(batches)
-
-
-def update_rows(model, rows: Sequence, fields: list[str], *, only_status: str | None = None) -> None:
-    """Write `fields` of each row, as QuerySet.bulk_update does, but ten to twenty times faster.
-
-    bulk_update builds one CASE WHEN per field and row, and for a thousand rows building that
-    SQL takes longer than running it. On PostgreSQL this is one UPDATE joined to the values as
-    arrays (unnest); elsewhere one UPDATE per row, sent together (executemany). With
-    `only_status`, rows that have moved on to another status meanwhile are left as they are.
-    """
-    if not rows:
-        return
-    connection = connections[router.db_for_write(model)]
-    quote = connection.ops.quote_name
-    table, pk = quote(model._meta.db_table), model._meta.pk
-    columns = [model._meta.get_field(name) for name in fields]
-    values = [[c.get_db_prep_value(getattr(row, c.attname), connection) for c in columns] for row in rows]
-    status = quote(model._meta.get_field("status").column) if only_status is not None else ""
-    # Only names and types from the model's own metadata go into the SQL; values are parameters.
-    if connection.vendor == "postgresql":
-        names = [quote(f"v{i}") for i in range(len(columns))]
-        assignments = ", ".join(f"{quote(c.column)} = u.{n}" for c, n in zip(columns, names, strict=True))
-        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in [pk, *columns])
-        pk_type = pk.db_type(connection)
-        # "= ANY" lets the planner find the rows by primary key instead of hashing the whole table.
-        sql = (
-            f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS u(pk, {', '.join(names)}) "  # noqa: S608
-            f"WHERE {table}.{quote(pk.column)} = u.pk AND {table}.{quote(pk.column)} = ANY(%s::{pk_type}[])"
-        )
-        ids = [row.pk for row in rows]
-        params = [ids, *([row[i] for row in values] for i in range(len(columns))), ids]
-        if status:
-            sql += f" AND {table}.{status} = %s"
-            params.append(only_status)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-        return
-    sql = f"UPDATE {table} SET {', '.join(f'{quote(c.column)} = %s' for c in columns)} WHERE {quote(pk.column)} = %s"  # noqa: S608
-    extra = []
-    if status:
-        sql += f" AND {status} = %s"
-        extra = [only_status]
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        cursor.executemany(sql, [[*value, row.pk, *extra] for value, row in zip(values, rows, strict=True)])
-
-
-def _insert_deliveries(new: list[tuple[int, date, datetime]]) -> list[tuple[int, int, date]]:
-    """Insert deliveries (subscription id, local date, due at), skipping any (subscription, local
-    date) that has one already; returns (id, subscription id, local date) of those inserted.
-
-    On PostgreSQL one statement over arrays; elsewhere bulk_create, whose per-field preparation
-    of a thousand rows costs more than the insert itself (and returns nothing).
-    """
-    connection = connections[router.db_for_write(Delivery)]
-    if connection.vendor != "postgresql":
-        rows = [Delivery(subscription_id=s, local_date=d, due_at=t) for s, d, t in new]
-        Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-        return []
-    if not new:
-        return []
-    quote = connection.ops.quote_name
-    meta = Delivery._meta
-    column = {name: quote(meta.get_field(name).column) for name in ("subscription", "local_date", "due_at")}
-    defaults = {"status": Delivery.Status.QUEUED, "error": "", "attempts": 0, "ses_message_id": ""}
-    now = timezone.now()
-    stamps = ("queued_at", "updated_at")
-    names = [*(quote(meta.get_field(name).column) for name in [*defaults, *stamps])]
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({column['subscription']}, {column['local_date']}, {column['due_at']}, "  # noqa: S608
-        f"{', '.join(names)}) "
-        f"SELECT u.s, u.d, u.t, {', '.join(['%s'] * (len(defaults) + len(stamps)))} "
-        "FROM unnest(%s::bigint[], %s::date[], %s::timestamptz[]) AS u(s, d, t) "
-        f"ON CONFLICT ({column['subscription']}, {column['local_date']}) DO NOTHING "
-        f"RETURNING {quote(meta.pk.column)}, {column['subscription']}, {column['local_date']}"
-    )
-    params = [
-        *defaults.values(),
-        *([now] * len(stamps)),
-        [s for s, _, _ in new],
-        [d for _, d, _ in new],
-        [t for _, _, t in new],
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-
-
-# --- dispatch ---------------------------------------------------------------------------------
-
-
-@dataclass
-class DispatchResult:
-    claimed: int = 0
-    delivery_ids: list[int] = field(default_factory=list)
-    skipped_late: int = 0
-    chunks: int = 0
-
-    def summary(self) -> str:
-        late = f", {self.skipped_late} too late for their date" if self.skipped_late else ""
-        return f"claimed {self.claimed} due subscriptions, queued {len(self.delivery_ids)} deliveries{late}"
-
-
-def _due_date(now: datetime, subscription: Subscription) -> tuple[date, datetime]:
-    """The latest local date whose send time has come, and that send time.
-
-    Normally the date next_send_at was set for. After an outage longer than a day it is the
-    most recent missed date: nobody wants yesterday's horoscope after today's.
-    """
-    tz = zone(subscription.time_zone)
-    day = now.astimezone(tz).date()
-    instant = local_send_instant(day, subscription.delivery_time, tz)
-    while instant > now:
-        day -= timedelta(days=1)
-        instant = local_send_instant(day, subscription.delivery_time, tz)
-    return day, instant
-
-
-def _dispatch_chunk(now: datetime, limit: int, enqueue: bool, result: DispatchResult) -> int:
-    """Claim up to `limit` due subscriptions in one transaction; a fixed number of queries."""
-    expire_after = timedelta(hours=settings.DELIVERY_EXPIRE_HOURS)
-    with transaction.atomic():
-        subscriptions = list(
-            Subscription.objects.select_for_update(skip_locked=True)
-            .filter(status=Subscription.Status.ACTIVE, next_send_at__lte=now)
-            .order_by("next_send_at")
-            .only("id", "time_zone", "delivery_time", "next_send_at", "last_local_date")[:limit]
-        )
-        if not subscriptions:
-            return 0
-        new = []
-        for subscription in subscriptions:
-            day, due_at = _due_date(now, subscription)
-            if subscription.last_local_date is None or day > subscription.last_local_date:
-                if now - due_at <= expire_after:
-                    new.append((subscription.id, day, due_at))
-                else:
-                    result.skipped_late += 1
-                subscription.last_local_date = day
-            subscription.next_send_at = next_send_at(
-                now, subscription.time_zone, subscription.delivery_time, subscription.last_local_date
-            )
-        # The unique (subscription, local_date) constraint is the last guard against a second email.
-        inserted = _insert_deliveries(new)
-        update_rows(Subscription, subscriptions, ["next_send_at", "last_local_date"])
-        ids = [pk for pk, _, _ in inserted]
-        # Pairs that had a delivery already (or were not reported) keep it, queued again if still queued.
-        wanted = {(s, d) for s, d, _ in new} - {(s, d) for _, s, d in inserted}
-        if wanted:
-            ids += [
-                pk
-                for pk, subscription_id, local_date in Delivery.objects.filter(
-                    subscription_id__in=[s for s, _ in wanted],
-                    local_date__in={d for _, d in wanted},
-                    status=Delivery.Status.QUEUED,
-                )
-                .order_by()
-                .values_list("id", "subscription_id", "local_date")
-                if (subscription_id, local_date) in wanted
-            ]
-        if enqueue and ids:
-            transaction.on_commit(partial(enqueue_send_batches, sorted(ids)))
-    result.claimed += len(subscriptions)
-    result.delivery_ids += sorted(ids)
-    result.chunks += 1
-    return len(subscriptions)
-
-
-def deliveries_dispatch_due(
-    now: datetime | None = None,
-    *,
-    enqueue: bool = True,
-    chunk_size: int | None = None,
-    time_budget: float = 45.0,
-) -> DispatchResult:
-    """Claim every subscription whose next_send_at has come and queue its email for its local date.
-
-    Works in chunks of DISPATCH_CHUNK_SIZE, each its own transaction with a fixed number of
-    queries, until nothing is due or `time_budget` seconds have passed (the next run, a minute
-    later, continues). With `enqueue`, send tasks are enqueued once each chunk has committed.
-    """
-    now = now or timezone.now()
-    if timezone.is_naive(now):
-        raise ValueError("now must be timezone-aware")
-    limit = chunk_size or settings.DISPATCH_CHUNK_SIZE
-    result = DispatchResult()
-    started = time.monotonic()
-    while _dispatch_chunk(now, limit, enqueue, result) == limit:
-        if time.monotonic() - started > time_budget:
-            break
-    return result
-
-
-# --- send -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -475,54 +236,6 @@ def _backoff(attempt: int) -> float:
 @dataclass(frozen=True)
 class _Sent:
     message_id: str
-
-
-class SendSlots:
-    """Slots of the shared send rate, taken from the limiter a few per round trip.
-
-    A round trip to the limiter per email would cost about as much as building the email. The
-    slots are counted in the shared window from the moment they are taken, so they are only
-    spent while fresh (SLOT_FRESH_FRACTION of the window's margin); a stale one is dropped
-    unused. So a sender asks for no more than it has been spending in that time, judged by the
-    pace of its recent sends: a worker waiting ~30 ms on each SES call takes one at a time and
-    never uses up the window for slots it would drop, while a fast one takes up to
-    SLOTS_PER_TAKE. At low rates (under 20/s) one slot is taken at a time, so one worker never
-    holds what another could use.
-    """
-
-    def __init__(self, limiter, rate: float, clock=time.monotonic) -> None:
-        self.limiter = limiter
-        self.rate = rate
-        self.clock = clock
-        capacity, _ = window_for(rate, settings.SES_RATE_WINDOW_MARGIN)
-        self.most_per_take = max(1, min(SLOTS_PER_TAKE, capacity // 10))
-        self.fresh_for = settings.SES_RATE_WINDOW_MARGIN * SLOT_FRESH_FRACTION
-        self.left = 0
-        self.taken_at = 0.0
-        self.last_take: float | None = None
-        self.pace: float | None = None  # seconds between sends, averaged
-
-    def _per_take(self) -> int:
-        if not self.pace:
-            return 1
-        return max(1, min(self.most_per_take, int(self.fresh_for / self.pace)))
-
-    def take(self, deadline: float) -> bool:
-        """One slot, waiting for it if need be; False if `deadline` (monotonic) comes first."""
-        now = self.clock()
-        if self.last_take is not None:
-            interval = now - self.last_take
-            self.pace = interval if self.pace is None else 0.8 * self.pace + 0.2 * interval
-        self.last_take = now
-        if self.left and now - self.taken_at <= self.fresh_for:
-            self.left -= 1
-            return True
-        taken = self.limiter.acquire(self.rate, timeout=max(0.0, deadline - now), count=self._per_take())
-        if not taken:
-            self.left = 0
-            return False
-        self.left, self.taken_at = taken - 1, self.clock()
-        return True
 
 
 def _send_now(connection, message) -> _Sent | SendError:
@@ -837,126 +550,3 @@ def _record(
         reason, error = f"Temporary error, retrying: {outcome.reason}", DeliveriesRetryLater(outcome.reason)
     results.requeue([delivery], reason)
     return stop or _Stop(reason, error)
-
-
-# --- stale, stuck, resend ---------------------------------------------------------------------
-
-
-@dataclass
-class RequeueReport:
-    requeued: int = 0
-    stuck: int = 0
-    expired: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def deliveries_requeue_stale(now: datetime | None = None) -> RequeueReport:
-    """Look after deliveries that did not move on.
-
-    - queued for longer than DELIVERY_STALE_QUEUED_MINUTES (or than the queue ahead of them
-      takes at the send rate): enqueued again; the send's claim makes a duplicate harmless;
-    - queued more than DELIVERY_EXPIRE_HOURS after their time: failed, a stale horoscope helps nobody;
-    - sending for longer than DELIVERY_STUCK_SENDING_MINUTES: marked unknown and NOT resent.
-      The worker died between claiming and recording, and the email may have reached SES
-      before it did: resending risks a second email, which the product promises never to send.
-    """
-    now = now or timezone.now()
-    report = RequeueReport()
-    stale_after = timedelta(minutes=settings.DELIVERY_STALE_QUEUED_MINUTES)
-    report.expired = Delivery.objects.filter(
-        status=Delivery.Status.QUEUED,
-        due_at__lt=now - timedelta(hours=settings.DELIVERY_EXPIRE_HOURS),
-        updated_at__lt=now - stale_after,
-    ).update(
-        status=Delivery.Status.FAILED,
-        error=Concat(
-            Value(f"Expired: not sent within {settings.DELIVERY_EXPIRE_HOURS} hours of its time. Last reason: "),
-            F("error"),
-        ),
-        updated_at=now,
-    )
-    report.stuck = Delivery.objects.filter(
-        status=Delivery.Status.SENDING,
-        sending_at__lt=now - timedelta(minutes=settings.DELIVERY_STUCK_SENDING_MINUTES),
-    ).update(status=Delivery.Status.UNKNOWN, error=STUCK_REASON, updated_at=now)
-    # A long queue at a low send rate is not stale, only waiting its turn: do not flood the broker.
-    queued = Delivery.objects.filter(status=Delivery.Status.QUEUED).count()
-    rate = max_send_rate(get_connection()) if queued else None
-    if rate:
-        stale_after = max(stale_after, timedelta(seconds=1.5 * queued / rate))
-    with transaction.atomic():
-        ids = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(status=Delivery.Status.QUEUED, updated_at__lt=now - stale_after)
-            .order_by("due_at")
-            .values_list("id", flat=True)[:REQUEUE_MAX_PER_RUN]
-        )
-        if ids:
-            Delivery.objects.filter(id__in=ids).update(updated_at=now)
-            transaction.on_commit(partial(enqueue_send_batches, ids))
-    report.requeued = len(ids)
-    return report
-
-
-RESENDABLE = (Delivery.Status.FAILED, Delivery.Status.UNKNOWN)
-
-
-def deliveries_resend(delivery_ids: Iterable[int]) -> int:
-    """Put failed or unknown deliveries back in the queue and enqueue them (an admin's decision)."""
-    now = timezone.now()
-    with transaction.atomic():
-        ids = list(
-            Delivery.objects.select_for_update()
-            .filter(id__in=list(delivery_ids), status__in=RESENDABLE)
-            .values_list("id", flat=True)
-        )
-        if ids:
-            Delivery.objects.filter(id__in=ids).update(
-                status=Delivery.Status.QUEUED, error="", sending_at=None, updated_at=now
-            )
-            transaction.on_commit(partial(enqueue_send_batches, ids))
-    return len(ids)
-
-
-# --- the admin's view of a day's run ------------------------------------------------------------
-
-REPORT_COLUMNS = [
-    Delivery.Status.QUEUED,
-    Delivery.Status.SENDING,
-    Delivery.Status.SENT,
-    Delivery.Status.DELIVERED,
-    Delivery.Status.FAILED,
-    Delivery.Status.BOUNCED,
-    Delivery.Status.COMPLAINED,
-    Delivery.Status.UNKNOWN,
-    Delivery.Status.CANCELLED,
-]
-
-
-def deliveries_run_report(day: date, now: datetime | None = None) -> dict:
-    """Counts for one local date, by status and by UTC hour of the due time, plus the errors seen."""
-    now = now or timezone.now()
-    base = Delivery.objects.filter(local_date=day)
-    rows = base.annotate(hour=TruncHour("due_at")).values("hour", "status").annotate(n=Count("id")).order_by("hour")
-    totals = {status: 0 for status in REPORT_COLUMNS}
-    hours: dict[datetime, dict] = {}
-    for row in rows:
-        hour = hours.setdefault(row["hour"], {"hour": row["hour"], "due": 0, **{s: 0 for s in REPORT_COLUMNS}})
-        hour[row["status"]] = hour.get(row["status"], 0) + row["n"]
-        hour["due"] += row["n"]
-        totals[row["status"]] = totals.get(row["status"], 0) + row["n"]
-    errors = list(
-        base.exclude(error="").values("status", "error").annotate(n=Count("id")).order_by("-n", "status", "error")[:50]
-    )
-    overdue = Subscription.objects.filter(status=Subscription.Status.ACTIVE, next_send_at__lte=now).count()
-    return {
-        "day": day,
-        "due": sum(totals.values()),
-        "totals": totals,
-        "hours": [hours[key] for key in sorted(hours)],
-        "errors": errors,
-        "overdue_subscriptions": overdue,
-        "columns": REPORT_COLUMNS,
-    }

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.enqueue import SEND_TASK
 from forecasts.sending.send import DeliveriesRetryLater, deliveries_send
 from forecasts.sending.upkeep import deliveries_requeue_stale
 
@@ -15,7 +16,7 @@ def deliveries_dispatch_due_task() -> dict:
 
 
 @shared_task(
-    name="forecasts.tasks.deliveries_send_task",
+    name=SEND_TASK,
     acks_late=True,
     autoretry_for=(DeliveriesRetryLater,),
     retry_backoff=5,

@@ -74,10 +74,10 @@ def test_the_run_page_is_for_staff_only(client):
 def test_the_resend_action_requeues_failed_and_unknown_deliveries(
     admin_client, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from forecasts import tasks
+    from forecasts.sending import enqueue
 
     batches = []
-    monkeypatch.setattr(tasks.deliveries_send_task, "delay", lambda ids: batches.append(ids))
+    monkeypatch.setattr(enqueue, "send_batch", batches.append)
     failed, unknown, sent = deliveries({"failed": 1, "unknown": 1, "sent": 1})
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(

@@ -58,9 +58,9 @@ def test_send_batches_are_enqueued_only_after_the_transaction_commits(
     settings.SEND_BATCH_SIZE = 2
     add_readers(5, scheduled_from=at("2025-03-09T00:00Z"))
     batches = []
-    from forecasts import tasks
+    from forecasts.sending import enqueue
 
-    monkeypatch.setattr(tasks.deliveries_send_task, "delay", lambda ids: batches.append(ids))
+    monkeypatch.setattr(enqueue, "send_batch", batches.append)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = deliveries_dispatch_due(at("2025-03-09T06:00Z"))
     assert batches == []  # nothing reaches the broker before the rows are committed

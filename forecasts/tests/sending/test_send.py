@@ -264,10 +264,10 @@ def test_deliveries_stuck_in_sending_become_unknown_and_are_not_resent(settings)
 def test_stale_queued_deliveries_are_handed_to_a_worker_again(
     settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from forecasts import tasks
+    from forecasts.sending import enqueue
 
     batches = []
-    monkeypatch.setattr(tasks.deliveries_send_task, "delay", lambda ids: batches.append(ids))
+    monkeypatch.setattr(enqueue, "send_batch", batches.append)
     stale, _recent = dispatched(2)
     old = timezone.now() - timedelta(minutes=settings.DELIVERY_STALE_QUEUED_MINUTES + 1)
     Delivery.objects.update(due_at=timezone.now() - timedelta(hours=1))

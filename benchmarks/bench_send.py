@@ -51,7 +51,7 @@ def full_run() -> bool:
 def sample_email():
     """A real daily email for one seeded reader: (EmailMultiAlternatives, raw bytes as django-ses sends them)."""
     from forecasts.models import Delivery, Forecast
-    from forecasts.sending.emails import DailyEmailRenderer
+    from forecasts.sending.emails.reader import DailyEmailRenderer
 
     delivery = Delivery.objects.select_related("subscription__user").order_by("id").first()
     forecast = Forecast.objects.get(date=delivery.local_date, sign=delivery.subscription.sign)
@@ -99,7 +99,7 @@ def send_naive(subscriptions, time_limit: float) -> dict:
 
     from accounts.scheduling import local_date_of
     from forecasts.models import Forecast
-    from forecasts.sending.emails import DailyEmailRenderer
+    from forecasts.sending.emails.reader import DailyEmailRenderer
 
     began = time.perf_counter()
     sent = 0
@@ -167,7 +167,8 @@ def _time_stages() -> dict[str, float]:
     from django.db.models.query import QuerySet
 
     import forecasts.sending.dispatch
-    import forecasts.sending.emails
+    import forecasts.sending.emails.reader
+    import forecasts.sending.emails.render
     import forecasts.sending.ratelimit
     import forecasts.sending.send
 
@@ -187,8 +188,8 @@ def _time_stages() -> dict[str, float]:
 
     timed(botocore.client.BaseClient, "_make_api_call", "boto3_send_email_call")
     timed(django_ses, "get_message_bytes", "mime_bytes_handed_to_django_ses")
-    timed(forecasts.sending.emails.DailyEmailRenderer, "message", "render_personalise")
-    timed(forecasts.sending.emails, "render_forecast_parts", "render_forecast_once_per_process")
+    timed(forecasts.sending.emails.reader.DailyEmailRenderer, "message", "render_personalise")
+    timed(forecasts.sending.emails.cache, "render_forecast_parts", "render_forecast_once_per_process")
     timed(forecasts.sending.ratelimit.RedisRateLimiter, "acquire", "shared_rate_limiter")
     timed(forecasts.sending.send, "_claim", "claim_queued_to_sending")
     timed(forecasts.sending.send, "update_rows", "record_results_and_dispatch_updates")
@@ -210,7 +211,7 @@ def child_main(argv: list[str]) -> None:
     django.setup()
     from django.conf import settings
 
-    from forecasts.sending.emails import DailyEmailRenderer  # noqa: F401 - imported before the baseline RSS
+    from forecasts.sending.emails.reader import DailyEmailRenderer  # noqa: F401 - imported before the baseline RSS
 
     settings.SES_MAX_SEND_RATE = SEND_RATE_CEILING
     if argv[1:2] == ["breakdown"]:

@@ -90,7 +90,7 @@ def load_the_send_path(**kwargs) -> None:
 
     from accounts.unsubscribe import preferences_url
     from forecasts.sending import send  # noqa: F401
-    from forecasts.sending.emails import DAILY_TEMPLATES
+    from forecasts.sending.emails.render import DAILY_TEMPLATES
 
     preferences_url()
     for name in DAILY_TEMPLATES:

@@ -28,7 +28,8 @@ from django.utils import timezone
 from accounts.models import Subscription
 from forecasts.models import Delivery, Forecast
 from forecasts.sending.bulk import update_rows
-from forecasts.sending.emails import FORECAST_KEY_FIELDS, DailyEmailRenderer, send_parts_cache
+from forecasts.sending.emails.cache import FORECAST_KEY_FIELDS, send_parts_cache
+from forecasts.sending.emails.reader import DailyEmailRenderer
 from forecasts.sending.enqueue import enqueue_send_batches
 from forecasts.sending.ratelimit import SendSlots, send_rate_limiter
 from forecasts.sending.ses import (

@@ -2,7 +2,7 @@
 
 from django import template
 
-from forecasts.sending.emails import fact_lines, local_time_label
+from forecasts.sending.emails.facts import fact_lines, local_time_label
 
 register = template.Library()
 
@@ -17,7 +17,7 @@ def forecast_sections(context, forecast) -> list[dict]:
 def forecast_facts(forecast, time_zone: str = "UTC") -> list[str]:
     """The sky facts the text was written from, most important first, times in `time_zone`.
 
-    The same lines as the daily email shows (forecasts.sending.emails.fact_lines).
+    The same lines as the daily email shows (forecasts.sending.emails.facts.fact_lines).
     """
     return [
         line.render(lambda instant, nested: local_time_label(instant, time_zone, forecast.date, nested))

@@ -14,7 +14,7 @@ from accounts.models import Subscription, User, all_topics
 from accounts.scheduling import DEFAULT_DELIVERY_TIME, known_time_zones, zone
 from forecasts.management.commands._cli import OneLineCommand, usage_error
 from forecasts.models import Forecast
-from forecasts.sending.emails import DailyEmailRenderer
+from forecasts.sending.emails.reader import DailyEmailRenderer
 from forecasts.sending.send import forecasts_for
 from forecasts.zodiac import SIGN_SLUGS, SIGNS_BY_SLUG
 

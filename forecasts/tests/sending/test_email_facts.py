@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasts.sending.emails import fact_lines, local_time_label
+from forecasts.sending.emails.facts import fact_lines, local_time_label
 from forecasts.tests.factories import facts_stored_before_instants, sample_facts
 
 DAY = date(2025, 12, 31)

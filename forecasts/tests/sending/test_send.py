@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from accounts.models import Subscription
 from forecasts.models import Delivery, Forecast
-from forecasts.sending import emails, send
+from forecasts.sending import send
 from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.emails import cache, render
 from forecasts.sending.send import deliveries_send
 from forecasts.sending.upkeep import STUCK_REASON, deliveries_requeue_stale, deliveries_resend
 from forecasts.tests.factories import ForecastFactory, add_readers
@@ -148,13 +149,13 @@ def test_the_html_is_inlined_once_per_forecast_until_the_forecast_changes(monkey
     # More than one claim chunk, and two batches: the rendered forecast outlives both.
     ids = [d.pk for d in dispatched(23, sign="leo")] + [d.pk for d in dispatched(3, sign="aries")]
     calls = []
-    real_inline = emails.inline_css
+    real_inline = render.inline_css
 
     def counting_inline(document: str) -> str:
         calls.append(document)
         return real_inline(document)
 
-    monkeypatch.setattr(emails, "inline_css", counting_inline)
+    monkeypatch.setattr(render, "inline_css", counting_inline)
     assert deliveries_send(ids[:20]).sent == 20
     assert deliveries_send(ids[20:]).sent == 6
     assert len(calls) == 2
@@ -162,7 +163,7 @@ def test_the_html_is_inlined_once_per_forecast_until_the_forecast_changes(monkey
 
     leo.headline = "An edited headline"
     leo.save()  # an admin's edit: readers still to come get the new text
-    assert emails.send_parts_cache.get(leo, "").subject.endswith("An edited headline")
+    assert cache.send_parts_cache.get(leo, "").subject.endswith("An edited headline")
     assert len(calls) == 3
     # Each email is still its reader's own.
     for message in mail.outbox:

@@ -21,5 +21,5 @@ def forecast_facts(forecast, time_zone: str = "UTC") -> list[str]:
     """
     return [
         line.render(lambda instant, nested: local_time_label(instant, time_zone, forecast.date, nested))
-        for line in fact_lines(forecast.facts, forecast.date)
+        for line in fact_lines(forecast.facts)
     ]

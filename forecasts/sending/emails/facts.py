@@ -7,17 +7,13 @@ import re
 import string
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from accounts.scheduling import zone
 
 MAX_FACTS = 8
 MAX_FACTS_PER_KIND = 4
 
-# How forecasts/writing/transits.py writes an instant in a fact's summary ("14:32 UTC on 9 Mar"). Read
-# back only for facts stored before it wrote summary_template and instants (older Forecast rows).
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-CLOCK_RE = re.compile(r"\b([01]\d|2[0-3]):([0-5]\d) UTC on (\d{1,2}) (" + "|".join(MONTHS) + r")\b")
 # A summary_template slot is a plain number: "{0}", never "{}", "{when}" or "{0.year}".
 TEMPLATE_SLOT_RE = re.compile(r"[0-9]{1,3}")
 # Instants a reader's zone can shift by up to a day and still be a datetime.
@@ -82,33 +78,6 @@ def _template_segments(template, instants) -> list[str | datetime] | None:
     return segments if sorted(slots) == list(range(len(times))) else None
 
 
-def _clock_instant(match: re.Match, reference: date) -> datetime | None:
-    hour, minute, day, month = int(match[1]), int(match[2]), int(match[3]), MONTHS.index(match[4]) + 1
-    candidates = []
-    for year in (reference.year - 1, reference.year, reference.year + 1):
-        try:
-            candidates.append(datetime(year, month, day, hour, minute, tzinfo=UTC))
-        except ValueError:
-            continue
-    noon = datetime.combine(reference, time(12, 0), tzinfo=UTC)
-    return min(candidates, key=lambda when: abs(when - noon)) if candidates else None
-
-
-def _summary_segments(text: str, reference: date) -> list[str | datetime]:
-    """The summary with each "14:32 UTC on 9 Mar" it names read back as an instant, the year
-    being the one that puts it nearest `reference` (the summary does not say)."""
-    segments: list[str | datetime] = []
-    last = 0
-    for match in CLOCK_RE.finditer(text):
-        instant = _clock_instant(match, reference)
-        if instant is None:
-            continue
-        segments += [text[last : match.start()], instant]
-        last = match.end()
-    segments.append(text[last:])
-    return segments
-
-
 def _fact_text(fact: dict) -> str:
     summary = str(fact.get("summary") or "").strip()
     if summary:
@@ -126,7 +95,7 @@ def _fact_text(fact: dict) -> str:
     return text + "." if text else ""
 
 
-def fact_line(fact: dict, reference: date) -> FactLine | None:
+def fact_line(fact: dict) -> FactLine | None:
     """One fact as a FactLine: the instants its summary names (from summary_template and
     instants) kept apart from the text; with none, its `time` if it has one."""
     if fact.get("summary_template") is not None or fact.get("instants") is not None:
@@ -137,19 +106,19 @@ def fact_line(fact: dict, reference: date) -> FactLine | None:
             text = _fact_text(fact)
             return FactLine((text,)) if text else None
     else:
-        # Facts stored before transits.py wrote summary_template and instants: read the times
-        # back out of the summary's words.
+        # Shown as written: no times are read out of the words (migration 0006 gave every stored
+        # fact with a summary its summary_template and instants).
         text = _fact_text(fact)
         if not text:
             return None
-        segments = _summary_segments(text, reference)
+        segments = [text]
     instant = _parse_time(fact.get("time"))
     if instant is not None and not any(isinstance(segment, datetime) for segment in segments):
         segments = ["".join(segments).rstrip(". "), " at ", instant, "."]
     return FactLine(tuple(segment for segment in segments if segment != ""))
 
 
-def fact_lines(facts, reference: date) -> list[FactLine]:
+def fact_lines(facts) -> list[FactLine]:
     """The forecast's sky facts to show, highest rank first (the order forecasts/writing/transits.py uses)."""
     if not isinstance(facts, list):
         return []
@@ -162,7 +131,7 @@ def fact_lines(facts, reference: date) -> list[FactLine]:
     for fact in sorted((f for f in facts if isinstance(f, dict)), key=rank):
         # Aspects outnumber everything else: keep room for ingresses, the Moon's sign, retrogrades.
         kind = str(fact.get("kind") or "")
-        line = fact_line(fact, reference) if per_kind[kind] < MAX_FACTS_PER_KIND else None
+        line = fact_line(fact) if per_kind[kind] < MAX_FACTS_PER_KIND else None
         if line is not None:
             per_kind[kind] += 1
             lines.append(line)

@@ -104,7 +104,7 @@ class ForecastParts:
 def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> ForecastParts:
     """Render subject, text and HTML for one forecast, inlining the HTML's CSS (once)."""
     sign = SIGNS_BY_SLUG[forecast.sign]
-    facts = fact_lines(forecast.facts, forecast.date)
+    facts = fact_lines(forecast.facts)
     times: list[tuple[datetime, bool]] = []
 
     def placeholder(instant: datetime, in_parentheses: bool) -> str:

@@ -35,6 +35,7 @@ from django.utils.module_loading import import_string
 
 from forecasts.models import Forecast, Passage
 from forecasts.topics import TOPICS
+from forecasts.writing.clients import secret
 from forecasts.writing.generators import Draft, ForecastGenerator, ForecastRequest, GenerationError
 from forecasts.writing.generators.offline import OfflineComposer
 from forecasts.writing.grounding import check_forecast, forecast_window
@@ -47,7 +48,7 @@ from forecasts.writing.prompts import (
     sign_name,
     statable_facts,
 )
-from forecasts.writing.retrieval import PassageIndex, retrieval_backend, search_with_fallback, secret
+from forecasts.writing.retrieval import PassageIndex, retrieval_backend, search_with_fallback
 from forecasts.zodiac import SIGN_SLUGS, SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ chunk. What cannot be sent now goes back to the queue with its reason.
 
 import logging
 import os
-import random
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Subscription
+from forecasts.backoff import backoff_delay
 from forecasts.models import Delivery, Forecast
 from forecasts.sending.bulk import update_rows
 from forecasts.sending.emails.cache import FORECAST_KEY_FIELDS, send_parts_cache
@@ -227,11 +227,6 @@ def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
                 status=Delivery.Status.QUEUED, sending_at=None, updated_at=timezone.now()
             )
         raise
-
-
-def _backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter."""
-    return random.uniform(0, min(THROTTLE_BACKOFF_CAP_S, THROTTLE_BACKOFF_BASE_S * 2**attempt))  # noqa: S311
 
 
 @dataclass(frozen=True)
@@ -530,7 +525,7 @@ def _record(
         reason = f"Put back after an uncertain send: {outcome.reason}"
         return stop or _Stop(reason, DeliveriesRetryLater(outcome.reason))
     if outcome.kind is SendErrorKind.THROTTLED and stop is None and item.attempt + 1 < THROTTLE_ATTEMPTS:
-        pause = _backoff(item.attempt)
+        pause = backoff_delay(item.attempt, THROTTLE_BACKOFF_BASE_S, cap=THROTTLE_BACKOFF_CAP_S)
         if time.monotonic() + pause <= deadline:
             time.sleep(pause)
             if sender.slots is None or sender.slots.take(deadline):

@@ -21,7 +21,6 @@ violations fed back); after that the offline composer writes it, and `generator=
 """
 
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from forecasts.backoff import backoff_delay
 from forecasts.models import Forecast, Passage
 from forecasts.topics import TOPICS
 from forecasts.writing.clients import secret
@@ -215,7 +215,7 @@ def forecast_write(
                 failures += 1
                 if calls < max_attempts:
                     # Exponential backoff with jitter, so many workers do not retry in step.
-                    sleep(backoff * 2 ** (failures - 1) * (0.5 + random.random()))  # noqa: S311 - jitter
+                    sleep(backoff_delay(failures - 1, backoff, spread=(0.5, 1.5)))
                 continue
             input_tokens += draft.input_tokens
             output_tokens += draft.output_tokens

@@ -166,6 +166,7 @@ def _time_stages() -> dict[str, float]:
     import django_ses
     from django.db.models.query import QuerySet
 
+    import forecasts.sending.delivery_status
     import forecasts.sending.dispatch
     import forecasts.sending.emails.reader
     import forecasts.sending.emails.render
@@ -192,7 +193,7 @@ def _time_stages() -> dict[str, float]:
     timed(forecasts.sending.emails.cache, "render_forecast_parts", "render_forecast_once_per_process")
     timed(forecasts.sending.ratelimit.RedisRateLimiter, "acquire", "shared_rate_limiter")
     timed(forecasts.sending.send, "_claim", "claim_queued_to_sending")
-    timed(forecasts.sending.send, "update_rows", "record_results_and_dispatch_updates")
+    timed(forecasts.sending.delivery_status, "update_rows", "record_results_and_dispatch_updates")
     timed(forecasts.sending.dispatch, "update_rows", "record_results_and_dispatch_updates")
     timed(QuerySet, "_fetch_all", "orm_reads")
     timed(forecasts.sending.send, "deliveries_send", "deliveries_send_total")

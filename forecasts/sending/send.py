@@ -13,21 +13,26 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date
 from functools import reduce
 from operator import or_
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import connections, router, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Subscription
 from forecasts.backoff import backoff_delay
 from forecasts.models import Delivery, Forecast
-from forecasts.sending.bulk import update_rows
+from forecasts.sending.delivery_status import (
+    OUTCOME_FIELDS,
+    deliveries_claim,
+    deliveries_record,
+    deliveries_unclaim,
+    delivery_mark,
+)
 from forecasts.sending.emails.cache import FORECAST_KEY_FIELDS, send_parts_cache
 from forecasts.sending.emails.reader import DailyEmailRenderer
 from forecasts.sending.enqueue import enqueue_send_batches
@@ -116,20 +121,13 @@ class SendReport:
 class _Results:
     """Outcomes of one batch, written in bulk; only rows still `sending` (ours) are touched."""
 
-    FIELDS = ["status", "forecast", "ses_message_id", "sent_at", "sending_at", "error", "updated_at"]
-
     def __init__(self, report: SendReport) -> None:
         self.report = report
         self.pending: list[Delivery] = []
         self.flushed_at = time.monotonic()
 
     def _set(self, delivery: Delivery, status: str, error: str = "", **values) -> None:
-        now = timezone.now()
-        delivery.status = status
-        delivery.error = error[:2000]
-        delivery.updated_at = now
-        for name, value in values.items():
-            setattr(delivery, name, value)
+        delivery_mark(delivery, status, error, **values)
         self.pending.append(delivery)
 
     def sent(self, delivery: Delivery, forecast: Forecast, message_id: str) -> None:
@@ -156,8 +154,7 @@ class _Results:
     def flush(self, force: bool = False) -> None:
         due = len(self.pending) >= FLUSH_EVERY or time.monotonic() - self.flushed_at > FLUSH_SECONDS
         if self.pending and (force or due):
-            # Rows an SES event already moved on (e.g. to delivered) are left as they are.
-            update_rows(Delivery, self.pending, self.FIELDS, only_status=Delivery.Status.SENDING)
+            deliveries_record(self.pending)
             self.pending = []
         self.flushed_at = time.monotonic()
 
@@ -165,7 +162,7 @@ class _Results:
 # What sending reads and writes: loading only these keeps the claim cheap (timestamps are
 # the costliest columns to load, and a reader's row has many).
 SEND_FIELDS = (
-    *_Results.FIELDS,
+    *OUTCOME_FIELDS,
     "subscription",
     "local_date",
     "attempts",
@@ -174,44 +171,9 @@ SEND_FIELDS = (
 )
 
 
-def _mark_sending(delivery_ids: Sequence[int], now: datetime) -> list[int]:
-    """queued -> sending for the ids no other worker has; returns the ids this call moved.
-
-    On PostgreSQL one statement (SKIP LOCKED passes over rows another worker is claiming), so
-    a claim is one round trip, not a transaction of four; elsewhere a short transaction.
-    """
-    connection = connections[router.db_for_write(Delivery)]
-    meta = Delivery._meta
-    if connection.vendor != "postgresql":
-        with transaction.atomic(using=connection.alias):
-            ids = list(
-                Delivery.objects.select_for_update(skip_locked=True)
-                .filter(id__in=list(delivery_ids), status=Delivery.Status.QUEUED)
-                .values_list("id", flat=True)
-            )
-            Delivery.objects.filter(id__in=ids).update(
-                status=Delivery.Status.SENDING, sending_at=now, updated_at=now, attempts=F("attempts") + 1
-            )
-        return ids
-    quote = connection.ops.quote_name
-    table, pk, pk_type = quote(meta.db_table), quote(meta.pk.column), meta.pk.db_type(connection)
-    column = {name: quote(meta.get_field(name).column) for name in ("status", "sending_at", "updated_at", "attempts")}
-    # Only names from the model's own metadata go into the SQL; values are parameters.
-    sql = (
-        f"UPDATE {table} SET {column['status']} = %s, {column['sending_at']} = %s, "  # noqa: S608
-        f"{column['updated_at']} = %s, {column['attempts']} = {column['attempts']} + 1 "
-        f"WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {pk} = ANY(%s::{pk_type}[]) AND {column['status']} = %s "
-        f"FOR UPDATE SKIP LOCKED) RETURNING {pk}"
-    )
-    params = [Delivery.Status.SENDING, now, now, list(delivery_ids), Delivery.Status.QUEUED]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [pk for (pk,) in cursor.fetchall()]
-
-
 def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
     """queued -> sending for the ids no other worker has; returns those deliveries, with their readers."""
-    ids = _mark_sending(delivery_ids, timezone.now())
+    ids = deliveries_claim(delivery_ids, timezone.now())
     if not ids:
         return []
     try:
@@ -223,9 +185,7 @@ def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
         # None of them reached SES: back to the queue if the database still answers (if not,
         # they end as "unknown", as after a killed worker).
         with suppress(Exception):
-            Delivery.objects.filter(id__in=ids, status=Delivery.Status.SENDING).update(
-                status=Delivery.Status.QUEUED, sending_at=None, updated_at=timezone.now()
-            )
+            deliveries_unclaim(ids)
         raise
 
 

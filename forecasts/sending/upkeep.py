@@ -12,21 +12,22 @@ from functools import partial
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import transaction
-from django.db.models import Count, F, Value
-from django.db.models.functions import Concat, TruncHour
+from django.db.models import Count
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from accounts.models import Subscription
 from forecasts.models import Delivery
+from forecasts.sending.delivery_status import (
+    RESENDABLE,
+    deliveries_expire,
+    deliveries_mark_stuck,
+    deliveries_reopen,
+)
 from forecasts.sending.enqueue import enqueue_send_batches
 from forecasts.sending.ses import max_send_rate
 
 REQUEUE_MAX_PER_RUN = 20_000
-STUCK_REASON = (
-    "The worker stopped while sending this email. It is not resent automatically: the email may "
-    "have reached SES before the worker died, and resending could mail the reader twice. Check the "
-    "SES events, then use the admin action “Resend” if it never arrived."
-)
 
 
 @dataclass
@@ -52,22 +53,8 @@ def deliveries_requeue_stale(now: datetime | None = None) -> RequeueReport:
     now = now or timezone.now()
     report = RequeueReport()
     stale_after = timedelta(minutes=settings.DELIVERY_STALE_QUEUED_MINUTES)
-    report.expired = Delivery.objects.filter(
-        status=Delivery.Status.QUEUED,
-        due_at__lt=now - timedelta(hours=settings.DELIVERY_EXPIRE_HOURS),
-        updated_at__lt=now - stale_after,
-    ).update(
-        status=Delivery.Status.FAILED,
-        error=Concat(
-            Value(f"Expired: not sent within {settings.DELIVERY_EXPIRE_HOURS} hours of its time. Last reason: "),
-            F("error"),
-        ),
-        updated_at=now,
-    )
-    report.stuck = Delivery.objects.filter(
-        status=Delivery.Status.SENDING,
-        sending_at__lt=now - timedelta(minutes=settings.DELIVERY_STUCK_SENDING_MINUTES),
-    ).update(status=Delivery.Status.UNKNOWN, error=STUCK_REASON, updated_at=now)
+    report.expired = deliveries_expire(now, stale_after)
+    report.stuck = deliveries_mark_stuck(now)
     # A long queue at a low send rate is not stale, only waiting its turn: do not flood the broker.
     queued = Delivery.objects.filter(status=Delivery.Status.QUEUED).count()
     rate = max_send_rate(get_connection()) if queued else None
@@ -87,9 +74,6 @@ def deliveries_requeue_stale(now: datetime | None = None) -> RequeueReport:
     return report
 
 
-RESENDABLE = (Delivery.Status.FAILED, Delivery.Status.UNKNOWN)
-
-
 def deliveries_resend(delivery_ids: Iterable[int]) -> int:
     """Put failed or unknown deliveries back in the queue and enqueue them (an admin's decision)."""
     now = timezone.now()
@@ -100,9 +84,7 @@ def deliveries_resend(delivery_ids: Iterable[int]) -> int:
             .values_list("id", flat=True)
         )
         if ids:
-            Delivery.objects.filter(id__in=ids).update(
-                status=Delivery.Status.QUEUED, error="", sending_at=None, updated_at=now
-            )
+            deliveries_reopen(ids, now)
             transaction.on_commit(partial(enqueue_send_batches, ids))
     return len(ids)
 

@@ -10,10 +10,11 @@ from django.utils import timezone
 from accounts.models import Subscription
 from forecasts.models import Delivery, Forecast
 from forecasts.sending import send
+from forecasts.sending.delivery_status import STUCK_REASON
 from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.sending.emails import cache, render
 from forecasts.sending.send import deliveries_send
-from forecasts.sending.upkeep import STUCK_REASON, deliveries_requeue_stale, deliveries_resend
+from forecasts.sending.upkeep import deliveries_requeue_stale, deliveries_resend
 from forecasts.tests.factories import ForecastFactory, add_readers
 from tests.support.concurrency import at_once
 

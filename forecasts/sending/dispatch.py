@@ -16,7 +16,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from accounts.models import Subscription
-from accounts.scheduling import local_send_instant, next_send_at, zone
+from accounts.scheduling import local_send_instant, zone
 from forecasts.models import Delivery
 from forecasts.sending.bulk import update_rows
 from forecasts.sending.enqueue import enqueue_send_batches
@@ -98,7 +98,7 @@ def _dispatch_chunk(now: datetime, limit: int, enqueue: bool, result: DispatchRe
             Subscription.objects.select_for_update(skip_locked=True)
             .filter(status=Subscription.Status.ACTIVE, next_send_at__lte=now)
             .order_by("next_send_at")
-            .only("id", "time_zone", "delivery_time", "next_send_at", "last_local_date")[:limit]
+            .only("id", "status", "time_zone", "delivery_time", "next_send_at", "last_local_date")[:limit]
         )
         if not subscriptions:
             return 0
@@ -111,9 +111,7 @@ def _dispatch_chunk(now: datetime, limit: int, enqueue: bool, result: DispatchRe
                 else:
                     result.skipped_late += 1
                 subscription.last_local_date = day
-            subscription.next_send_at = next_send_at(
-                now, subscription.time_zone, subscription.delivery_time, subscription.last_local_date
-            )
+            subscription.next_send_at = subscription.compute_next_send_at(now)
         # The unique (subscription, local_date) constraint is the last guard against a second email.
         inserted = _insert_deliveries(new)
         update_rows(Subscription, subscriptions, ["next_send_at", "last_local_date"])

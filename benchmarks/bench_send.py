@@ -1,6 +1,6 @@
 """Send throughput, end to end, against the limit and against the naive way, in the same run.
 
-All three send to one local SESv2-compatible sink (tests/support/ses_sink.py, in a process of
+All three send to one local SESv2-compatible sink (devtools/ses_sink.py, in a process of
 its own, rate enforcement off):
 - the limit: a loop of raw boto3 `sesv2.send_email` calls with one reused client, sending a
   real daily email's bytes (so every variant moves the same payload);
@@ -272,8 +272,8 @@ def _batch_size() -> int:
 def _worker_run(n: int, prefix: str, sink, env_overrides: dict) -> dict:
     """The same send through two real Celery worker processes (the shipped --concurrency=2), Redis broker."""
     from benchmarks import support
+    from devtools.servers import celery_worker, wait_for
     from forecasts.sending.dispatch import deliveries_dispatch_due
-    from tests.support.servers import celery_worker, wait_for
 
     env = support.environment()
     worker = support.track(

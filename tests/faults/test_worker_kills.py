@@ -17,6 +17,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from devtools.servers import wait_for
 from forecasts.models import Delivery
 from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.sending.send import CLAIM_CHUNK
@@ -29,7 +30,6 @@ from tests.faults.conftest import (
     readers_due_now,
     statuses,
 )
-from tests.support.servers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

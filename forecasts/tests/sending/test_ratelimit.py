@@ -7,6 +7,7 @@ import uuid
 import pytest
 from django.db import connection
 
+from devtools.rates import most_in_any_window
 from forecasts.sending.ratelimit import SLOTS_PER_TAKE, DatabaseRateLimiter, RedisRateLimiter, SendSlots, window_for
 
 
@@ -16,16 +17,6 @@ def test_windows_keep_fractional_rates_honest():
     assert window_for(0.5, 0.0) == (1, pytest.approx(2.0))  # one every two seconds
     with pytest.raises(ValueError, match="positive"):
         window_for(0, 0.1)
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] > window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def hammer(limiter, rate: float, threads: int, each: int, at_once: int = 1) -> list[float]:

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from accounts.models import Subscription
 from accounts.scheduling import local_date_of
+from devtools.servers import REPO_ROOT, base_child_env
 from forecasts.models import Delivery, Forecast
 from forecasts.tests.factories import ForecastFactory, add_readers
-from tests.support.servers import REPO_ROOT, base_child_env
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from accounts.models import Subscription
 from accounts.scheduling import local_send_instant, zone
 from forecasts.models import Delivery
 from forecasts.sending.bulk import update_rows
-from forecasts.sending.enqueue import enqueue_send_batches
+from forecasts.sending.enqueue import deliveries_enqueue
 
 
 def _insert_deliveries(new: list[tuple[int, date, datetime]]) -> list[tuple[int, int, date]]:
@@ -65,6 +65,8 @@ def _insert_deliveries(new: list[tuple[int, date, datetime]]) -> list[tuple[int,
 
 @dataclass
 class DispatchResult:
+    """What one dispatch run claimed and queued."""
+
     claimed: int = 0
     delivery_ids: list[int] = field(default_factory=list)
     skipped_late: int = 0
@@ -131,7 +133,7 @@ def _dispatch_chunk(now: datetime, limit: int, enqueue: bool, result: DispatchRe
                 if (subscription_id, local_date) in wanted
             ]
         if enqueue and ids:
-            transaction.on_commit(partial(enqueue_send_batches, sorted(ids)))
+            transaction.on_commit(partial(deliveries_enqueue, sorted(ids)))
     result.claimed += len(subscriptions)
     result.delivery_ids += sorted(ids)
     result.chunks += 1

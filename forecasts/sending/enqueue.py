@@ -21,7 +21,7 @@ def send_batch(delivery_ids: list[int]) -> None:
     current_app.signature(SEND_TASK, args=[delivery_ids]).delay()
 
 
-def enqueue_send_batches(delivery_ids: Sequence[int]) -> int:
+def deliveries_enqueue(delivery_ids: Sequence[int]) -> int:
     """Hand deliveries to the workers, SEND_BATCH_SIZE per task; returns the number of tasks.
 
     A broker that is down loses nothing: the deliveries stay queued in the database and

@@ -35,7 +35,7 @@ from forecasts.sending.delivery_status import (
 )
 from forecasts.sending.emails.cache import FORECAST_KEY_FIELDS, send_parts_cache
 from forecasts.sending.emails.reader import DailyEmailRenderer
-from forecasts.sending.enqueue import enqueue_send_batches
+from forecasts.sending.enqueue import deliveries_enqueue
 from forecasts.sending.ratelimit import SendSlots, send_rate_limiter
 from forecasts.sending.ses import (
     SendError,
@@ -105,6 +105,8 @@ def forecasts_for(
 
 @dataclass
 class SendReport:
+    """What one send batch did with its deliveries."""
+
     claimed: int = 0
     sent: int = 0
     failed: int = 0
@@ -329,7 +331,7 @@ def deliveries_send(
         sender.close()
     report.not_claimed = unique - report.claimed
     if continuation and continue_in_new_task:
-        enqueue_send_batches(continuation)
+        deliveries_enqueue(continuation)
     if retry is not None and not isinstance(retry, _AccountPaused):
         raise retry
     return report

@@ -24,7 +24,7 @@ from forecasts.sending.delivery_status import (
     deliveries_mark_stuck,
     deliveries_reopen,
 )
-from forecasts.sending.enqueue import enqueue_send_batches
+from forecasts.sending.enqueue import deliveries_enqueue
 from forecasts.sending.ses import max_send_rate
 
 REQUEUE_MAX_PER_RUN = 20_000
@@ -32,6 +32,8 @@ REQUEUE_MAX_PER_RUN = 20_000
 
 @dataclass
 class RequeueReport:
+    """What one upkeep run requeued, marked stuck and expired."""
+
     requeued: int = 0
     stuck: int = 0
     expired: int = 0
@@ -69,7 +71,7 @@ def deliveries_requeue_stale(now: datetime | None = None) -> RequeueReport:
         )
         if ids:
             Delivery.objects.filter(id__in=ids).update(updated_at=now)
-            transaction.on_commit(partial(enqueue_send_batches, ids))
+            transaction.on_commit(partial(deliveries_enqueue, ids))
     report.requeued = len(ids)
     return report
 
@@ -85,7 +87,7 @@ def deliveries_resend(delivery_ids: Iterable[int]) -> int:
         )
         if ids:
             deliveries_reopen(ids, now)
-            transaction.on_commit(partial(enqueue_send_batches, ids))
+            transaction.on_commit(partial(deliveries_enqueue, ids))
     return len(ids)
 
 

@@ -9,7 +9,7 @@ from django.db import connections
 from hypothesis import settings as hypothesis_settings
 from pytest_redis import factories
 
-from tests.support.servers import PostgresServer
+from devtools.servers import PostgresServer
 
 # Tests must never reach a real AWS endpoint, whatever the machine's environment says.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")

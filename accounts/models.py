@@ -95,7 +95,8 @@ class Subscription(models.Model):
     status_reason = models.CharField(max_length=255, blank=True)
     status_changed_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
-    # When the next email is due, in UTC; None unless active. Kept in step by save().
+    # When the next email is due, in UTC; None unless active. Computed only by
+    # compute_next_send_at(): save() and the dispatcher's bulk update both call it.
     next_send_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Local date of the last claimed delivery, so a change of preferences never sends twice a day.
     last_local_date = models.DateField(null=True, blank=True, editable=False)
@@ -128,7 +129,12 @@ class Subscription(models.Model):
         super().save(*args, **kwargs)
 
     def compute_next_send_at(self, now: datetime | None = None) -> datetime | None:
-        """When the next email is due, or None when this subscription gets no mail."""
+        """When the next email is due, or None when this subscription gets no mail.
+
+        The one rule for next_send_at: save() and the dispatcher (which writes it in bulk after
+        claiming a subscription) both call this, on rows with status, time_zone, delivery_time
+        and last_local_date loaded.
+        """
         if self.status != self.Status.ACTIVE:
             return None
         return next_send_at(now or timezone.now(), self.time_zone, self.delivery_time, self.last_local_date)

@@ -19,6 +19,7 @@ from accounts import selectors, services
 from accounts.forms import DeleteAccountForm, PreferencesForm
 from accounts.models import Subscription
 from accounts.signals import LOGIN_AT_SESSION_KEY
+from forecasts.models import Forecast
 from forecasts.sky import noon_wheel
 from forecasts.zodiac import SIGNS_BY_SLUG
 
@@ -42,7 +43,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if isinstance(subscription, HttpResponse):
         return subscription
     local_date = selectors.reader_local_date(subscription)
-    forecast = selectors.forecast_for_reader(subscription, local_date)
+    forecast = Forecast.objects.ready().filter(sign=subscription.sign, date=local_date).first()
     context = {
         "subscription": subscription,
         "sign": SIGNS_BY_SLUG[subscription.sign],

@@ -38,7 +38,7 @@ def _explain_chunk(now) -> list[dict]:
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from forecasts.sending.delivery import DispatchResult, _dispatch_chunk
+    from forecasts.sending.dispatch import DispatchResult, _dispatch_chunk
 
     plans = []
     with transaction.atomic():
@@ -71,7 +71,7 @@ def run() -> dict:
     from django.db import connection
 
     from forecasts.models import Delivery
-    from forecasts.sending.delivery import deliveries_dispatch_due
+    from forecasts.sending.dispatch import deliveries_dispatch_due
 
     support.use_database("bench_dispatch")
     now = support.utc_now()

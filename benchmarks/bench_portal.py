@@ -98,7 +98,7 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
 
 def run() -> dict:
     from benchmarks import support
-    from tests.support.servers import ManagedProcess, free_port, wait_for
+    from devtools.servers import ManagedProcess, free_port, wait_for
 
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: run scripts/install-bench-deps (make bench-deps)")

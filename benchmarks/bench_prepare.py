@@ -2,7 +2,7 @@
 
 - the offline composer (the embedded default): `forecasts_prepare(day)` timed, first in this
   process (it loads the knowledge base's local index) and again for the next day;
-- OpenAI through the real SDK, pointed at a local fake server (tests/support/fake_openai.py)
+- OpenAI through the real SDK, pointed at a local fake server (devtools/fake_openai.py)
   that answers with grounded text (the offline composer's own forecast for that sign and day,
   as the model's structured output): the number of model calls for the day, expected 12;
 - the worst case, every call failing: the calls stay within 12 x OPENAI_MAX_ATTEMPTS, and the
@@ -41,9 +41,9 @@ def _prepare_with_fake_openai(day: date, answer) -> tuple[dict, float]:
     """Delete `day`'s forecasts, prepare them again through the OpenAI generator; (figures, seconds)."""
     from django.conf import settings
 
+    from devtools.fake_openai import FakeOpenAI
     from forecasts.models import Forecast
     from forecasts.writing.generation import forecasts_prepare
-    from tests.support.fake_openai import FakeOpenAI
 
     Forecast.objects.filter(date=day).delete()
     saved = {

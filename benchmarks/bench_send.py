@@ -1,6 +1,6 @@
 """Send throughput, end to end, against the limit and against the naive way, in the same run.
 
-All three send to one local SESv2-compatible sink (tests/support/ses_sink.py, in a process of
+All three send to one local SESv2-compatible sink (devtools/ses_sink.py, in a process of
 its own, rate enforcement off):
 - the limit: a loop of raw boto3 `sesv2.send_email` calls with one reused client, sending a
   real daily email's bytes (so every variant moves the same payload);
@@ -51,7 +51,7 @@ def full_run() -> bool:
 def sample_email():
     """A real daily email for one seeded reader: (EmailMultiAlternatives, raw bytes as django-ses sends them)."""
     from forecasts.models import Delivery, Forecast
-    from forecasts.sending.emails import DailyEmailRenderer
+    from forecasts.sending.emails.reader import DailyEmailRenderer
 
     delivery = Delivery.objects.select_related("subscription__user").order_by("id").first()
     forecast = Forecast.objects.get(date=delivery.local_date, sign=delivery.subscription.sign)
@@ -99,7 +99,7 @@ def send_naive(subscriptions, time_limit: float) -> dict:
 
     from accounts.scheduling import local_date_of
     from forecasts.models import Forecast
-    from forecasts.sending.emails import DailyEmailRenderer
+    from forecasts.sending.emails.reader import DailyEmailRenderer
 
     began = time.perf_counter()
     sent = 0
@@ -125,7 +125,8 @@ def send_product(batch_size: int) -> dict:
     """Everything due now: dispatch, then `deliveries_send` batch by batch, as a worker runs them."""
     from django.utils import timezone
 
-    from forecasts.sending.delivery import DeliveriesRetryLater, deliveries_dispatch_due, deliveries_send
+    from forecasts.sending.dispatch import deliveries_dispatch_due
+    from forecasts.sending.send import DeliveriesRetryLater, deliveries_send
 
     began = time.perf_counter()
     dispatched = deliveries_dispatch_due(timezone.now(), enqueue=False, time_budget=600)
@@ -165,9 +166,12 @@ def _time_stages() -> dict[str, float]:
     import django_ses
     from django.db.models.query import QuerySet
 
-    import forecasts.sending.delivery
-    import forecasts.sending.emails
+    import forecasts.sending.delivery_status
+    import forecasts.sending.dispatch
+    import forecasts.sending.emails.reader
+    import forecasts.sending.emails.render
     import forecasts.sending.ratelimit
+    import forecasts.sending.send
 
     totals: dict[str, float] = {}
 
@@ -185,13 +189,14 @@ def _time_stages() -> dict[str, float]:
 
     timed(botocore.client.BaseClient, "_make_api_call", "boto3_send_email_call")
     timed(django_ses, "get_message_bytes", "mime_bytes_handed_to_django_ses")
-    timed(forecasts.sending.emails.DailyEmailRenderer, "message", "render_personalise")
-    timed(forecasts.sending.emails, "render_forecast_parts", "render_forecast_once_per_process")
+    timed(forecasts.sending.emails.reader.DailyEmailRenderer, "message", "render_personalise")
+    timed(forecasts.sending.emails.cache, "render_forecast_parts", "render_forecast_once_per_process")
     timed(forecasts.sending.ratelimit.RedisRateLimiter, "acquire", "shared_rate_limiter")
-    timed(forecasts.sending.delivery, "_claim", "claim_queued_to_sending")
-    timed(forecasts.sending.delivery, "update_rows", "record_results_and_dispatch_updates")
+    timed(forecasts.sending.send, "_claim", "claim_queued_to_sending")
+    timed(forecasts.sending.delivery_status, "update_rows", "record_results_and_dispatch_updates")
+    timed(forecasts.sending.dispatch, "update_rows", "record_results_and_dispatch_updates")
     timed(QuerySet, "_fetch_all", "orm_reads")
-    timed(forecasts.sending.delivery, "deliveries_send", "deliveries_send_total")
+    timed(forecasts.sending.send, "deliveries_send", "deliveries_send_total")
     return totals
 
 
@@ -207,7 +212,7 @@ def child_main(argv: list[str]) -> None:
     django.setup()
     from django.conf import settings
 
-    from forecasts.sending.emails import DailyEmailRenderer  # noqa: F401 - imported before the baseline RSS
+    from forecasts.sending.emails.reader import DailyEmailRenderer  # noqa: F401 - imported before the baseline RSS
 
     settings.SES_MAX_SEND_RATE = SEND_RATE_CEILING
     if argv[1:2] == ["breakdown"]:
@@ -267,8 +272,8 @@ def _batch_size() -> int:
 def _worker_run(n: int, prefix: str, sink, env_overrides: dict) -> dict:
     """The same send through two real Celery worker processes (the shipped --concurrency=2), Redis broker."""
     from benchmarks import support
-    from forecasts.sending.delivery import deliveries_dispatch_due
-    from tests.support.servers import celery_worker, wait_for
+    from devtools.servers import celery_worker, wait_for
+    from forecasts.sending.dispatch import deliveries_dispatch_due
 
     env = support.environment()
     worker = support.track(
@@ -324,7 +329,7 @@ def run() -> dict:
 
         # A reader and their real email, for the limit's payload.
         support.seed_subscribers(1, due=1, now=now, prefix="sample")
-        from forecasts.sending.delivery import deliveries_dispatch_due
+        from forecasts.sending.dispatch import deliveries_dispatch_due
 
         deliveries_dispatch_due(now, enqueue=False)
         _, raw = sample_email()

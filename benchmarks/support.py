@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.servers import REPO_ROOT, ManagedProcess, PostgresServer, free_port, wait_for
+from devtools.servers import REPO_ROOT, ManagedProcess, PostgresServer, free_port, wait_for
 
 TEMPLATE_DB = "bench_template"
 # Readers' time zones for synthetic subscribers: every offset from UTC-11 to UTC+14, as seed_demo uses.
@@ -321,7 +321,7 @@ def _sink_main(options: dict) -> None:
     import json
     from email.parser import BytesHeaderParser
 
-    from tests.support import ses_sink
+    from devtools import ses_sink
 
     # The sink parses each whole message (for the tests' `.text()`/`.html()`), ~3 ms of its CPU per
     # email, which would make the sink itself the limit. What it reads from a message here are
@@ -378,7 +378,7 @@ def _sink_main(options: dict) -> None:
 
 
 class SinkProcess:
-    """tests.support.ses_sink.SesSink in a process of its own, so it does not share the clients' CPU time.
+    """devtools.ses_sink.SesSink in a process of its own, so it does not share the clients' CPU time.
 
     Message bodies are counted and dropped as they arrive; `stats()` says how many were
     accepted, how many distinct recipients, and when the first and last arrived.

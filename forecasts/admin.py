@@ -12,8 +12,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from forecasts.models import Delivery, SesEvent, WorkerHeartbeat
-from forecasts.sending.delivery import RESENDABLE, deliveries_resend, deliveries_run_report
+from forecasts.sending.delivery_status import RESENDABLE
 from forecasts.sending.heartbeats import heartbeat_problem
+from forecasts.sending.upkeep import deliveries_resend, deliveries_run_report
 
 
 @admin.register(Delivery)

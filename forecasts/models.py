@@ -100,6 +100,7 @@ class Forecast(models.Model):
 
     @property
     def is_ready(self) -> bool:
+        """Whether readers may be shown it: the rule of Forecast.objects.ready(), for one row."""
         return self.status in {self.Status.DRAFT, self.Status.APPROVED}
 
     def sections_in_order(self, topics: Iterable[str] | None = None) -> list[dict[str, str]]:

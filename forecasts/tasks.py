@@ -1,13 +1,11 @@
-"""Celery tasks: thin wrappers that call one service each (see forecasts/sending/delivery.py)."""
+"""Celery tasks: thin wrappers that call one service each (forecasts/sending/, forecasts/writing/)."""
 
 from celery import shared_task
 
-from forecasts.sending.delivery import (
-    DeliveriesRetryLater,
-    deliveries_dispatch_due,
-    deliveries_requeue_stale,
-    deliveries_send,
-)
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.enqueue import SEND_TASK
+from forecasts.sending.send import DeliveriesRetryLater, deliveries_send
+from forecasts.sending.upkeep import deliveries_requeue_stale
 
 
 @shared_task(name="forecasts.tasks.deliveries_dispatch_due_task")
@@ -18,7 +16,7 @@ def deliveries_dispatch_due_task() -> dict:
 
 
 @shared_task(
-    name="forecasts.tasks.deliveries_send_task",
+    name=SEND_TASK,
     acks_late=True,
     autoretry_for=(DeliveriesRetryLater,),
     retry_backoff=5,

@@ -272,7 +272,7 @@ CACHES = {
     )
 }
 
-# The daily send (forecasts/sending/delivery.py).
+# The daily send (forecasts/sending/: dispatch.py, send.py, upkeep.py).
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=100)  # deliveries per send task
 # SES calls in flight at once per worker process (threads sharing one boto3 client), all under
 # the shared rate. 1 spends the least CPU per email (threads contend for the GIL); raise it when

@@ -701,7 +701,7 @@ def test_hostile_forecast_text_is_escaped_on_every_page_that_shows_it(visitors):
 
 @pytest.mark.django_db
 def test_hostile_forecast_text_is_escaped_in_the_daily_email():
-    from forecasts.sending.emails import DailyEmailRenderer
+    from forecasts.sending.emails.reader import DailyEmailRenderer
 
     payloads = list(XSS_PAYLOADS)
     reader = make_reader(topics=["love", "career", "money", "health", "growth"])

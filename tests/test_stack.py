@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.support.servers import REPO_ROOT, base_child_env, free_port, wait_for
+from devtools.servers import REPO_ROOT, base_child_env, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -22,25 +22,21 @@ from accounts import services
 from accounts.models import Subscription, User
 from accounts.tests.factories import PASSWORD, SubscriptionFactory, UserFactory
 from tests.oidc.stand_in import OidcStandIn
+from tests.support.cognito import oidc_stand_in, switch_on_cognito
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-CALLBACK_PATH = "/accounts/amazon-cognito/login/callback/"
 
 
 @pytest.fixture(scope="module")
 def oidc(django_db_setup, live_server, artifacts_dir):
-    server = OidcStandIn([live_server.url + CALLBACK_PATH], artifacts_dir / "oidc-stand-in.log").start()
-    yield server
-    server.stop()
+    with oidc_stand_in(live_server.url, artifacts_dir / "oidc-stand-in.log") as server:
+        yield server
 
 
 @pytest.fixture
 def cognito(settings, oidc):
     """Cognito switched on by settings alone, pointed at the stand-in."""
-    settings.COGNITO_ENABLED = True
-    settings.COGNITO_DOMAIN = oidc.url
-    settings.SOCIALACCOUNT_PROVIDERS = oidc.provider_settings()
+    switch_on_cognito(settings, oidc.url, oidc.provider_settings())
     return oidc
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import Subscription, User
 from accounts.tests.factories import PASSWORD, SubscriptionFactory, UserFactory
 from forecasts.models import Delivery, Forecast
+from tests.support.cognito import switch_on_cognito
 
 pytestmark = pytest.mark.django_db
 
@@ -195,13 +196,7 @@ def test_deletion_needs_the_password(client, person):
 
 
 def test_an_account_without_password_needs_a_fresh_login_to_delete(client, settings):
-    settings.COGNITO_ENABLED = True
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "amazon_cognito": {
-            "DOMAIN": "https://x.auth.example.test",
-            "APPS": [{"client_id": "c", "secret": "s", "key": ""}],
-        }
-    }
+    switch_on_cognito(settings, "https://x.auth.example.test")
     user = UserFactory(email="cognito.only@example.test")
     user.set_unusable_password()
     user.save()

@@ -74,7 +74,7 @@ def test_next_send_at_on_daylight_saving_change_days(zone, now, delivery_time, e
 )
 def test_a_time_that_happens_twice_is_sent_once(zone, delivery_time, sent_at, local_date, next_day_instant):
     from forecasts.models import Delivery
-    from forecasts.sending.delivery import deliveries_dispatch_due
+    from forecasts.sending.dispatch import deliveries_dispatch_due
 
     with time_machine.travel(sent_at - timedelta(hours=12), tick=False):
         subscription = SubscriptionFactory(time_zone=zone, delivery_time=delivery_time)

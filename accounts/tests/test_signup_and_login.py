@@ -8,6 +8,7 @@ from allauth.usersessions.models import UserSession
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
+from tests.support.cognito import switch_on_cognito
 
 pytestmark = pytest.mark.django_db
 
@@ -142,13 +143,7 @@ def test_logout_page_wears_the_site_look(reader_client):
 
 def test_cognito_button_appears_only_when_cognito_is_configured(client, settings):
     assert "Continue with Cognito" not in client.get("/accounts/login/").content.decode()
-    settings.COGNITO_ENABLED = True
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "amazon_cognito": {
-            "DOMAIN": "https://example.auth.us-east-1.amazoncognito.com",
-            "APPS": [{"client_id": "client-id", "secret": "generated-in-test", "key": ""}],
-        }
-    }
+    switch_on_cognito(settings, "https://example.auth.us-east-1.amazoncognito.com")
     for url in ("/accounts/login/", "/accounts/signup/"):
         html = client.get(url).content.decode()
         assert "Continue with Cognito" in html

@@ -3,7 +3,7 @@
 A broadcast ping (`celery_app.control.ping`) needs a fanout exchange, which SQS does not
 carry, and it makes the web process consume from the broker. A row per worker in the
 database works on every broker and deployment, and the web reads it without the broker.
-The worker writes it from a bootstep in horoscope_site/celery.py every
+The worker writes it from a bootstep in forecasts/sending/worker.py every
 WORKER_HEARTBEAT_SECONDS.
 
 Public functions: `heartbeat_record`, `heartbeats_forget_gone`, `heartbeat_latest`,

@@ -5,7 +5,7 @@ the allowed rate. Here every send takes a slot from one sliding window kept in R
 REDIS_URL is set) or in the database: at most `capacity` sends in any `window` seconds, where
 `window` is the rate's one second plus SES_RATE_WINDOW_MARGIN (the spread between taking a slot
 and the request reaching SES). A sender may take several slots in one round trip and spend them
-within a fraction of that margin (forecasts/sending/delivery.py `SendSlots`): the slots are counted from
+within a fraction of that margin (`SendSlots`): the slots are counted from
 the moment they were taken. The implementation is picked by the SEND_RATE_LIMITER setting.
 """
 
@@ -22,6 +22,10 @@ from django.db import IntegrityError, transaction
 from django.utils.module_loading import import_string
 
 RATE_KEY = "horoscope:ses-send-rate"
+# The shared send rate is taken this many slots at most per round trip to the limiter, and
+# they are spent within this fraction of SES_RATE_WINDOW_MARGIN of being taken (see SendSlots).
+SLOTS_PER_TAKE = 20
+SLOT_FRESH_FRACTION = 0.5
 # Sleeping a little longer than asked spreads waiting workers out instead of waking them together.
 WAKE_JITTER_S = 0.005
 
@@ -159,3 +163,51 @@ def _limiter(path: str, redis_url: str, margin: float) -> SendRateLimiter:
 def send_rate_limiter() -> SendRateLimiter:
     """The configured limiter (SEND_RATE_LIMITER), built once per process."""
     return _limiter(settings.SEND_RATE_LIMITER, settings.REDIS_URL, settings.SES_RATE_WINDOW_MARGIN)
+
+
+class SendSlots:
+    """Slots of the shared send rate, taken from the limiter a few per round trip.
+
+    A round trip to the limiter per email would cost about as much as building the email. The
+    slots are counted in the shared window from the moment they are taken, so they are only
+    spent while fresh (SLOT_FRESH_FRACTION of the window's margin); a stale one is dropped
+    unused. So a sender asks for no more than it has been spending in that time, judged by the
+    pace of its recent sends: a worker waiting ~30 ms on each SES call takes one at a time and
+    never uses up the window for slots it would drop, while a fast one takes up to
+    SLOTS_PER_TAKE. At low rates (under 20/s) one slot is taken at a time, so one worker never
+    holds what another could use.
+    """
+
+    def __init__(self, limiter, rate: float, clock=time.monotonic) -> None:
+        self.limiter = limiter
+        self.rate = rate
+        self.clock = clock
+        capacity, _ = window_for(rate, settings.SES_RATE_WINDOW_MARGIN)
+        self.most_per_take = max(1, min(SLOTS_PER_TAKE, capacity // 10))
+        self.fresh_for = settings.SES_RATE_WINDOW_MARGIN * SLOT_FRESH_FRACTION
+        self.left = 0
+        self.taken_at = 0.0
+        self.last_take: float | None = None
+        self.pace: float | None = None  # seconds between sends, averaged
+
+    def _per_take(self) -> int:
+        if not self.pace:
+            return 1
+        return max(1, min(self.most_per_take, int(self.fresh_for / self.pace)))
+
+    def take(self, deadline: float) -> bool:
+        """One slot, waiting for it if need be; False if `deadline` (monotonic) comes first."""
+        now = self.clock()
+        if self.last_take is not None:
+            interval = now - self.last_take
+            self.pace = interval if self.pace is None else 0.8 * self.pace + 0.2 * interval
+        self.last_take = now
+        if self.left and now - self.taken_at <= self.fresh_for:
+            self.left -= 1
+            return True
+        taken = self.limiter.acquire(self.rate, timeout=max(0.0, deadline - now), count=self._per_take())
+        if not taken:
+            self.left = 0
+            return False
+        self.left, self.taken_at = taken - 1, self.clock()
+        return True

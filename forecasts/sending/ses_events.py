@@ -45,6 +45,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Subscription
 from accounts.services import subscription_suppress
 from forecasts.models import Delivery, SesEvent
+from forecasts.sending.delivery_status import delivery_mark
 
 logger = logging.getLogger(__name__)
 
@@ -249,14 +250,10 @@ def _suppress(subscriptions: list[Subscription], reason: str) -> int:
     return sum(subscription_suppress(subscription, reason) for subscription in subscriptions)
 
 
-def _mark(delivery: Delivery | None, status: str, error: str = "", **values) -> None:
+def _mark(delivery: Delivery | None, status: str, error: str | None = None, **values) -> None:
     if delivery is None:
         return
-    delivery.status = status
-    if error:
-        delivery.error = error[:2000]
-    for name, value in values.items():
-        setattr(delivery, name, value)
+    delivery_mark(delivery, status, error, **values)
     delivery.save(update_fields=["status", "error", "updated_at", *values])
 
 
@@ -300,9 +297,8 @@ def _apply(event_type: str, message: dict, mail: dict, delivery: Delivery | None
         if delivery is None:
             return "send of an email this site did not record"
         if delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNKNOWN):
-            delivery.error = ""
             when = _event_time(mail.get("timestamp"), now)
-            _mark(delivery, Delivery.Status.SENT, sent_at=when, ses_message_id=str(mail.get("messageId") or ""))
+            _mark(delivery, Delivery.Status.SENT, "", sent_at=when, ses_message_id=str(mail.get("messageId") or ""))
             return "marked sent (SES accepted it)"
         return f"send left {delivery.status}"
     if event_type == "Delivery":

@@ -3,7 +3,7 @@
 from django import template
 
 from accounts.scheduling import zone
-from forecasts.sending.emails import fact_lines, local_time_label
+from forecasts.sending.emails.facts import fact_lines, local_time_label
 from forecasts.writing.slots import fill_slots
 
 register = template.Library()
@@ -35,11 +35,11 @@ def forecast_reading(context, forecast, time_zone: str = "UTC") -> dict:
 def forecast_facts(forecast, time_zone: str = "UTC") -> list[str]:
     """The sky facts the text was written from, most important first, times in `time_zone`.
 
-    The same lines as the daily email shows (forecasts.sending.emails.fact_lines).
+    The same lines as the daily email shows (forecasts.sending.emails.facts.fact_lines).
     """
     return [
         line.render(lambda instant, nested: local_time_label(instant, time_zone, forecast.date, nested))
-        for line in fact_lines(forecast.facts, forecast.date)
+        for line in fact_lines(forecast.facts)
     ]
 
 

@@ -88,7 +88,8 @@ def forecast_published(sign: str, day: date) -> Forecast | None:
     if day > datetime.now(UTC).date() + timedelta(days=MAX_DAYS_AHEAD):
         return None
     return (
-        Forecast.objects.filter(sign=sign, date=day, status__in=[Forecast.Status.DRAFT, Forecast.Status.APPROVED])
+        Forecast.objects.ready()
+        .filter(sign=sign, date=day)
         .only("date", "sign", "headline", "overview", "sections", "advice")
         .first()
     )

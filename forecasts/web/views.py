@@ -16,7 +16,6 @@ from forecasts.models import Forecast
 from forecasts.sky import noon_wheel
 from forecasts.zodiac import SIGNS, SIGNS_BY_SLUG
 
-READY = (Forecast.Status.DRAFT, Forecast.Status.APPROVED)
 ARCHIVE_PAGE_SIZE = 30
 # The ephemeris covers 1900-2053; pages outside this range have nothing to show.
 EARLIEST_DAY, LATEST_DAY = date(1901, 1, 1), date(2052, 12, 30)
@@ -28,7 +27,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _ready_forecasts(day: date) -> dict[str, Forecast]:
-    return {f.sign: f for f in Forecast.objects.filter(date=day, status__in=READY).order_by()}
+    return {f.sign: f for f in Forecast.objects.ready().filter(date=day).order_by()}
 
 
 def _parse_day(text: str) -> date:
@@ -72,14 +71,14 @@ def sign_page(request: HttpRequest, sign: str) -> HttpResponse:
     if info is None:
         raise Http404("No such sign")
     today = timezone.now().date()
-    archive = Forecast.objects.filter(sign=sign, status__in=READY, date__lte=today + timedelta(days=1)).only(
-        "date", "headline", "sign"
+    archive = (
+        Forecast.objects.ready().filter(sign=sign, date__lte=today + timedelta(days=1)).only("date", "headline", "sign")
     )
     page = Paginator(archive.order_by("-date"), ARCHIVE_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "sign": info,
         "day": today,
-        "forecast": Forecast.objects.filter(sign=sign, date=today, status__in=READY).first(),
+        "forecast": Forecast.objects.ready().filter(sign=sign, date=today).first(),
         "page": page,
         "wheel_svg": noon_wheel(today)[0],
         "signs": SIGNS,
@@ -103,7 +102,7 @@ def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
         "time_zone": time_zone,
         "sign": info,
         "day": the_day,
-        "forecast": Forecast.objects.filter(sign=sign, date=the_day, status__in=READY).first(),
+        "forecast": Forecast.objects.ready().filter(sign=sign, date=the_day).first(),
         "is_future": the_day > timezone.now().date() + timedelta(days=1),
         "is_past": the_day < timezone.now().date() - timedelta(days=1),
         "previous_day": the_day - timedelta(days=1),

@@ -195,3 +195,36 @@ def whole_window_houses(facts: Sequence[dict]) -> dict[str, int]:
         for fact in facts
         if fact.get("kind") in ("body_in_sign", "moon_sign") and fact_timing(fact, bounds) == "state"
     }
+
+
+def _utc(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def fact_in_window(fact: dict, start: datetime, end: datetime) -> bool:
+    """Whether a fact happens or holds in [start, end): a reader's own part of the day.
+
+    An event (ingress, station, lunation, eclipse, the Moon's change of sign) when its instant
+    falls inside; an aspect when it is exact inside, or in orb for the whole forecast window; a
+    state (a body's sign, a retrograde) when it holds for some of it. The Moon's phase at the
+    window's start is a measurement of another moment: never.
+    """
+    kind = fact.get("kind")
+    if kind == "moon_phase":
+        return False
+    if kind == "aspect":
+        if any(start <= t < end for t in map(_utc, fact.get("exact_times") or []) if t):
+            return True
+        limit = fact.get("orb_limit") or 0.0
+        return (fact.get("orb_at_start") or 99.0) <= limit and (fact.get("orb_at_end") or 99.0) <= limit
+    if kind in ("body_in_sign", "moon_sign", "retrograde"):
+        since, until = _utc(fact.get("valid_from")), _utc(fact.get("valid_until"))
+        return since is not None and until is not None and since < end and until > start
+    instant = _utc(fact.get("time"))
+    return instant is not None and start <= instant < end

@@ -21,7 +21,6 @@ violations fed back); after that the offline composer writes it, and `generator=
 """
 
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +32,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from forecasts.backoff import backoff_delay
 from forecasts.models import Forecast, Passage
 from forecasts.topics import TOPICS
+from forecasts.writing.clients import secret
 from forecasts.writing.facts import body_name, facts_with_ids, forecast_window, sign_name, statable_facts
 from forecasts.writing.generators import Draft, ForecastGenerator, ForecastRequest, GenerationError
 from forecasts.writing.generators.offline import OfflineComposer
@@ -42,7 +43,7 @@ from forecasts.writing.grounding import check_forecast
 from forecasts.writing.knowledge import PassageDoc
 from forecasts.writing.memory import reading_memory
 from forecasts.writing.prompts import PROMPT_VERSION, TOPIC_GUIDES
-from forecasts.writing.retrieval import PassageIndex, retrieval_backend, search_with_fallback, secret
+from forecasts.writing.retrieval import PassageIndex, retrieval_backend, search_with_fallback
 from forecasts.zodiac import SIGN_SLUGS, SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def forecast_write(
                 failures += 1
                 if calls < max_attempts:
                     # Exponential backoff with jitter, so many workers do not retry in step.
-                    sleep(backoff * 2 ** (failures - 1) * (0.5 + random.random()))  # noqa: S311 - jitter
+                    sleep(backoff_delay(failures - 1, backoff, spread=(0.5, 1.5)))
                 continue
             input_tokens += draft.input_tokens
             output_tokens += draft.output_tokens
@@ -357,11 +358,7 @@ def forecasts_prepare(day: date, *, generator_path: str | None = None) -> Prepar
     `generator_path` overrides FORECAST_GENERATOR (site_prepare uses the offline composer).
     """
     result = PrepareResult(day)
-    ready = set(
-        Forecast.objects.filter(date=day, status__in=[Forecast.Status.DRAFT, Forecast.Status.APPROVED]).values_list(
-            "sign", flat=True
-        )
-    )
+    ready = set(Forecast.objects.ready().filter(date=day).values_list("sign", flat=True))
     generator = None
     for sign in SIGN_SLUGS:
         claimed = None if sign in ready else forecast_claim(day, sign)
@@ -382,11 +379,7 @@ def forecasts_prepare_days(first: date, days: int = 1, *, generator_path: str | 
 def forecasts_missing(first: date, days: int = 1) -> list[tuple[date, str]]:
     """(date, sign) pairs in `days` dates from `first` that have no ready forecast (one query)."""
     dates = [first + timedelta(days=n) for n in range(days)]
-    ready = set(
-        Forecast.objects.filter(
-            date__in=dates, status__in=[Forecast.Status.DRAFT, Forecast.Status.APPROVED]
-        ).values_list("date", "sign")
-    )
+    ready = set(Forecast.objects.ready().filter(date__in=dates).values_list("date", "sign"))
     return [(day, sign) for day in dates for sign in SIGN_SLUGS if (day, sign) not in ready]
 
 
@@ -399,8 +392,7 @@ def forecast_get_or_generate(
     for it to finish rather than writing the same forecast twice. `generator` and `note` go to
     forecast_generate when this call writes it.
     """
-    ready = (Forecast.Status.DRAFT, Forecast.Status.APPROVED)
-    forecast = Forecast.objects.filter(date=day, sign=sign, status__in=ready).first()
+    forecast = Forecast.objects.ready().filter(date=day, sign=sign).first()
     if forecast:
         return forecast
     claimed = forecast_claim(day, sign)
@@ -411,7 +403,7 @@ def forecast_get_or_generate(
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         time.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
-        forecast = Forecast.objects.filter(date=day, sign=sign, status__in=ready).first()
+        forecast = Forecast.objects.ready().filter(date=day, sign=sign).first()
         if forecast:
             return forecast
     return None

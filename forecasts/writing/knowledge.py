@@ -12,7 +12,7 @@ The YAML files are the source; the admin may edit or add passages on top of them
 - Any other row whose key is no longer in the files is removed.
 
 `content_hash` fingerprints what retrieval indexes (kind, metadata, title, text); the index
-pushes only rows whose `indexed_hash` no longer matches (see forecasts/writing/retrieval.py).
+pushes only rows whose `indexed_hash` no longer matches (`knowledge_index` in forecasts/writing/retrieval.py).
 Bump KB_VERSION when passages change wholesale: the Pinecone namespace follows it, so a new
 version is indexed side by side and switched to atomically.
 """
@@ -266,56 +266,3 @@ def knowledge_load(directory: Path | None = None, *, force: bool = False, docs: 
         if result.removed:
             Passage.objects.filter(key__in=result.removed).delete()
     return result
-
-
-@dataclass
-class IndexReport:
-    """What `knowledge_index` pushed to the passage index, counted against the index's last state."""
-
-    backend: str
-    loaded: LoadResult
-    added: int = 0
-    changed: int = 0
-    removed: int = 0
-    unchanged: int = 0
-
-    def summary(self) -> str:
-        return (
-            f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged "
-            f"in the {self.backend} index"
-        )
-
-
-def knowledge_index(
-    index=None,
-    *,
-    full: bool = False,
-    force_files: bool = False,
-    progress=None,
-    on_total=None,
-    directory: Path | None = None,
-) -> IndexReport:
-    """Load the YAML (`knowledge_load`), then push what changed since the last run to the index.
-
-    A row is pending when its `indexed_hash` is not this index's token for its `content_hash`
-    (new, edited in a file or the admin, or never pushed to this backend); `full` pushes all.
-    `on_total(n)` is told how many will be pushed, `progress(k)` after each batch.
-    """
-    from forecasts.models import Passage
-    from forecasts.writing.retrieval import retrieval_backend
-
-    index = index or retrieval_backend()
-    loaded = knowledge_load(directory, force=force_files)
-    rows = list(Passage.objects.order_by("key"))
-    pending = [row for row in rows if full or row.indexed_hash != index.index_token(row.content_hash)]
-    report = IndexReport(backend=index.name, loaded=loaded, removed=len(loaded.removed))
-    report.added = sum(1 for row in pending if not row.indexed_hash)
-    report.changed = len(pending) - report.added
-    report.unchanged = len(rows) - len(pending)
-    if on_total:
-        on_total(len(pending))
-    index.sync([PassageDoc.from_model(row) for row in pending], progress, removed=loaded.removed)
-    for row in pending:
-        row.indexed_hash = index.index_token(row.content_hash)
-    Passage.objects.bulk_update(pending, ["indexed_hash"], batch_size=200)
-    return report

@@ -32,11 +32,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from forecasts.writing.knowledge import KB_VERSION, PassageDoc
+from forecasts.writing.clients import openai_client, secret
+from forecasts.writing.knowledge import KB_VERSION, LoadResult, PassageDoc, knowledge_load
 
 logger = logging.getLogger(__name__)
 
@@ -401,34 +403,6 @@ def _retrieval_error(error: Exception) -> RetrievalError:
     return RetrievalError(f"{type(error).__name__}: {error}"[:300], permanent=permanent)
 
 
-def secret(name: str) -> str:
-    """A secret by name: horoscope_site.secrets.get_secret when it exists, else the setting."""
-    from django.conf import settings
-
-    try:
-        from horoscope_site.secrets import get_secret
-    except ImportError:
-        get_secret = None
-    if get_secret is not None:
-        value = get_secret(name)
-        if value:
-            return value
-    return getattr(settings, name, "") or ""
-
-
-def openai_client(*, timeout: float | None = None, max_retries: int = 0):
-    """An OpenAI SDK client for the configured key and base URL (built on call)."""
-    import openai
-    from django.conf import settings
-
-    return openai.OpenAI(
-        api_key=secret("OPENAI_API_KEY"),
-        base_url=settings.OPENAI_BASE_URL,
-        timeout=timeout if timeout is not None else settings.OPENAI_TIMEOUT,
-        max_retries=max_retries,
-    )
-
-
 def retrieval_backend_path() -> str:
     """The dotted path of the configured index class (see the module docstring)."""
     from django.conf import settings
@@ -501,3 +475,55 @@ def search_with_fallback(
             remote_breaker.trip(str(error))
     reason = f"{primary.name} unavailable ({remote_breaker.last_error}); passages came from the local index"
     return local_index().search(query_text, filters, top_k), reason
+
+
+@dataclass
+class IndexReport:
+    """What `knowledge_index` pushed to the passage index, counted against the index's last state."""
+
+    backend: str
+    loaded: LoadResult
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged "
+            f"in the {self.backend} index"
+        )
+
+
+def knowledge_index(
+    index=None,
+    *,
+    full: bool = False,
+    force_files: bool = False,
+    progress=None,
+    on_total=None,
+    directory: Path | None = None,
+) -> IndexReport:
+    """Load the YAML (`knowledge_load`), then push what changed since the last run to the index.
+
+    A row is pending when its `indexed_hash` is not this index's token for its `content_hash`
+    (new, edited in a file or the admin, or never pushed to this backend); `full` pushes all.
+    `on_total(n)` is told how many will be pushed, `progress(k)` after each batch.
+    """
+    from forecasts.models import Passage
+
+    index = index or retrieval_backend()
+    loaded = knowledge_load(directory, force=force_files)
+    rows = list(Passage.objects.order_by("key"))
+    pending = [row for row in rows if full or row.indexed_hash != index.index_token(row.content_hash)]
+    report = IndexReport(backend=index.name, loaded=loaded, removed=len(loaded.removed))
+    report.added = sum(1 for row in pending if not row.indexed_hash)
+    report.changed = len(pending) - report.added
+    report.unchanged = len(rows) - len(pending)
+    if on_total:
+        on_total(len(pending))
+    index.sync([PassageDoc.from_model(row) for row in pending], progress, removed=loaded.removed)
+    for row in pending:
+        row.indexed_hash = index.index_token(row.content_hash)
+    Passage.objects.bulk_update(pending, ["indexed_hash"], batch_size=200)
+    return report

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.support.servers import REPO_ROOT, base_child_env
+from devtools.servers import REPO_ROOT, base_child_env
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import User
-from tests.support.servers import REPO_ROOT, base_child_env
+from devtools.servers import REPO_ROOT, base_child_env
 
 PASSWORD = "Sidereal-Orbit-4417"
 PRODUCTION_ENV = {

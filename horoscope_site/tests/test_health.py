@@ -67,7 +67,7 @@ def test_the_heartbeat_interval_setting_sets_how_old_is_too_old(client, settings
 @pytest.mark.django_db
 def test_healthz_is_503_when_the_broker_is_unreachable(client, settings):
     # A Redis URL on a port nothing listens on: the real connection attempt fails.
-    from tests.support.servers import free_port
+    from devtools.servers import free_port
 
     health.celery_app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
     try:

@@ -26,10 +26,10 @@ import pytest
 from botocore import xform_name
 from moto.core.responses import BaseResponse
 
+from devtools.servers import REPO_ROOT, moto_server
 from forecasts.sending.heartbeats import heartbeat_record
 from horoscope_site import secrets as app_secrets
 from horoscope_site.config import celery_broker_options
-from tests.support.servers import REPO_ROOT, moto_server
 from tests.support.workers import tasks_sent_to
 
 POLICY_DIR = REPO_ROOT / "deploy" / "iam"
@@ -38,7 +38,17 @@ BOTH = frozenset(ROLES)
 WORKER = frozenset({"worker"})
 
 # Folders whose code never runs under the web or worker role.
-NOT_DEPLOYED = {".venv", "node_modules", "tests", "test-artifacts", "var", "benchmarks", "migrations", ".git"}
+NOT_DEPLOYED = {
+    ".venv",
+    "node_modules",
+    "tests",
+    "test-artifacts",
+    "var",
+    "benchmarks",
+    "devtools",
+    "migrations",
+    ".git",
+}
 
 # Calls made inside libraries on our behalf, with where each one comes from.
 LIBRARY_CALLS: list[tuple[str, frozenset[str], str]] = [
@@ -70,7 +80,7 @@ LIBRARY_CLIENT_ATTRIBUTES = {
 # Which role runs a module's own AWS calls (default: both).
 MODULE_ROLES: dict[str, frozenset[str]] = {
     "forecasts/sending/ses.py": WORKER,  # GetAccount for the shared send rate: only the daily send paces itself
-    "forecasts/sending/delivery.py": WORKER,
+    "forecasts/sending/send.py": WORKER,
     "forecasts/tasks.py": WORKER,
 }
 

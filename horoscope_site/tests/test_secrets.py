@@ -18,10 +18,10 @@ from django.test import Client
 from django.urls import path
 from django.views.debug import SafeExceptionReporterFilter
 
+from devtools.servers import REPO_ROOT, base_child_env, free_port, moto_server
 from horoscope_site import secrets as app_secrets
 from horoscope_site.config import ConfigError
 from horoscope_site.security import SecretsCleansingFilter, SecretsMaskingReporter
-from tests.support.servers import REPO_ROOT, base_child_env, free_port, moto_server
 
 STARS = SafeExceptionReporterFilter.cleansed_substitute
 

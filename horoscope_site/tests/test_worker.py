@@ -8,10 +8,10 @@ import environ
 import pytest
 from celery import Celery
 
+from devtools.servers import REPO_ROOT, base_child_env, celery_worker, database_url, moto_server, wait_for
 from forecasts.models import WorkerHeartbeat
 from horoscope_site.celery import app as celery_app
 from horoscope_site.config import celery_broker_options
-from tests.support.servers import REPO_ROOT, base_child_env, celery_worker, database_url, moto_server, wait_for
 from tests.support.workers import tasks_sent_to
 
 pytestmark = pytest.mark.slow

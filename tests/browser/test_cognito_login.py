@@ -10,26 +10,21 @@ import pytest
 from allauth.socialaccount.models import SocialAccount
 
 from accounts.models import Subscription, User
-from tests.oidc.stand_in import OidcStandIn
+from tests.support.cognito import oidc_stand_in, switch_on_cognito
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-CALLBACK_PATH = "/accounts/amazon-cognito/login/callback/"
 
 
 @pytest.fixture(scope="module")
 def oidc(django_db_setup, live_server, artifacts_dir):
-    server = OidcStandIn([live_server.url + CALLBACK_PATH], artifacts_dir / "oidc-stand-in-browser.log").start()
-    yield server
-    server.stop()
+    with oidc_stand_in(live_server.url, artifacts_dir / "oidc-stand-in-browser.log") as server:
+        yield server
 
 
 @pytest.fixture
 def cognito(settings, site, oidc):
     """Cognito switched on as settings.py does it from COGNITO_DOMAIN and COGNITO_CLIENT_ID."""
-    settings.COGNITO_ENABLED = True
-    settings.COGNITO_DOMAIN = oidc.url
-    settings.SOCIALACCOUNT_PROVIDERS = oidc.provider_settings()
+    switch_on_cognito(settings, oidc.url, oidc.provider_settings())
     # The login form posts to the site, which redirects to the hosted UI: form-action must allow it.
     policy = copy.deepcopy(settings.CONTENT_SECURITY_POLICY)
     policy["DIRECTIVES"]["form-action"] = ["'self'", oidc.url]

@@ -27,19 +27,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Subscription, User
+from devtools.servers import ManagedProcess, base_child_env, celery_worker, database_url, free_port, wait_for
+from devtools.ses_sink import SesSink, SinkMessage
 from forecasts.models import Delivery
 from forecasts.sending import ses_events
 from forecasts.sending.ses import forget_max_send_rate
 from forecasts.tests.factories import add_readers
 from forecasts.tests.sending.test_daily_send_workers import forecasts_for_days
-from tests.support.servers import ManagedProcess, base_child_env, celery_worker, database_url, free_port, wait_for
-from tests.support.ses_sink import SesSink, SinkMessage
-from tests.support.sns import CERT_PATH, HttpsFileServer, SnsSigner
+from tests.support.sns import CERT_PATH, TOPIC, SnsSigner, sns_certificate_host, trust_test_sns
 from tests.support.workers import tasks_sent_to
 
 MAX_SEND_RATE = 20  # what the sink's GetAccount answers: the rate every worker shares
 VISIBILITY_TIMEOUT = 5  # seconds before Redis hands a task held by a dead worker to another one
-TOPIC = "arn:aws:sns:us-east-1:123456789012:horoscope-ses-events"
 # kombu's Redis transport keeps reserved (delivered, not yet acknowledged) messages here.
 UNACKED, UNACKED_INDEX, QUEUE = "unacked", "unacked_index", "celery"
 
@@ -143,17 +142,13 @@ def sns_signer():
 
 @pytest.fixture(scope="session")
 def sns_host(sns_signer):
-    server = HttpsFileServer().start()
-    server.serve(CERT_PATH, sns_signer.certificate_pem)
-    yield server
-    server.stop()
+    with sns_certificate_host(sns_signer) as server:
+        yield server
 
 
 @pytest.fixture
 def ses_events_stream(settings, sns_signer, sns_host) -> Iterator[SesEventStream]:
-    settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
-    settings.AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS = ["127.0.0.1"]
-    settings.AWS_SNS_CA_BUNDLE = sns_host.ca_bundle
+    trust_test_sns(settings, sns_host)
     ses_events.clear_certificate_cache()
     yield SesEventStream(sns_signer, sns_host.url(CERT_PATH))
     ses_events.clear_certificate_cache()

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from devtools.servers import wait_for
 from forecasts.models import Delivery
-from forecasts.sending.delivery import deliveries_dispatch_due, deliveries_requeue_stale
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.upkeep import deliveries_requeue_stale
 from tests.faults.conftest import RedisServer, assert_one_email_each, readers_due_now, statuses
-from tests.support.servers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -13,10 +13,10 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Subscription
+from devtools.servers import wait_for
 from forecasts.models import Delivery
 from forecasts.tasks import deliveries_dispatch_due_task
 from tests.faults.conftest import assert_one_email_each, holder_blocks, raw_connection, readers_due_now, statuses
-from tests.support.servers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -12,14 +12,14 @@ import pytest
 from django.utils import timezone
 
 from accounts.scheduling import local_send_instant, zone
+from devtools.fake_openai import FakeOpenAI, Scripted
+from devtools.servers import free_port, wait_for
 from forecasts.models import Delivery, Forecast
-from forecasts.sending.delivery import deliveries_dispatch_due
+from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.tasks import forecasts_prepare_task
 from forecasts.tests.factories import add_readers
 from forecasts.writing.knowledge import knowledge_load
 from tests.faults.conftest import assert_one_email_each, statuses
-from tests.support.fake_openai import FakeOpenAI, Scripted
-from tests.support.servers import free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
+from devtools.servers import wait_for
 from forecasts.models import Delivery
-from forecasts.sending.delivery import deliveries_dispatch_due
+from forecasts.sending.dispatch import deliveries_dispatch_due
 from tests.faults.conftest import MAX_SEND_RATE, assert_one_email_each, readers_due_now, statuses
-from tests.support.servers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.servers import ManagedProcess, base_child_env, free_port, wait_for
+from devtools.servers import ManagedProcess, base_child_env, free_port, wait_for
 
 OIDC_DIR = Path(__file__).resolve().parent
 

@@ -17,7 +17,7 @@ import threading
 import httpx
 import respx
 
-from tests.support.fake_openai import hashed_embedding
+from devtools.fake_openai import hashed_embedding
 
 CONTROL = "https://api.pinecone.io"
 

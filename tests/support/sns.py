@@ -6,6 +6,8 @@
 - `HttpsFileServer` serves fixed paths over real TLS on 127.0.0.1 with its own self-signed
   certificate (written to `ca_bundle`, for AWS_SNS_CA_BUNDLE), and records each request: it
   stands in for sns.<region>.amazonaws.com (signing certificates, SubscribeURL).
+- `sns_certificate_host(signer)` serves a signer's certificate; `trust_test_sns(settings, host)`
+  makes the webhook trust it and TOPIC, as production settings trust SNS and the SES topic.
 """
 
 import base64
@@ -16,6 +18,8 @@ import ssl
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 CERT_PATH = "/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:horoscope-ses-events"
 NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 CONFIRMATION_KEYS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
 
@@ -181,3 +186,21 @@ class HttpsFileServer:
     def requests(self) -> list[str]:
         with self._server.lock:
             return list(self._server.requests)
+
+
+@contextmanager
+def sns_certificate_host(signer: SnsSigner) -> Iterator[HttpsFileServer]:
+    """An HttpsFileServer serving `signer`'s certificate at CERT_PATH, stopped on exit."""
+    server = HttpsFileServer().start()
+    server.serve(CERT_PATH, signer.certificate_pem)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def trust_test_sns(settings, host: HttpsFileServer) -> None:
+    """Point the webhook's trust at TOPIC and at `host`'s certificate (pytest-django `settings`)."""
+    settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
+    settings.AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS = ["127.0.0.1"]
+    settings.AWS_SNS_CA_BUNDLE = host.ca_bundle

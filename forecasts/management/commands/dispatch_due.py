@@ -6,7 +6,8 @@ manage.py dispatch_due [--now 2025-03-09T06:00:00Z] [--sync]
 from django.utils import timezone
 
 from forecasts.management.commands._cli import OneLineCommand, parse_instant
-from forecasts.sending.delivery import DeliveriesRetryLater, SendReport, deliveries_dispatch_due, deliveries_send
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.send import DeliveriesRetryLater, SendReport, deliveries_send
 
 SYNC_BATCH = 100
 SYNC_TIME_BUDGET_S = 3600.0

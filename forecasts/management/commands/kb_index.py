@@ -8,8 +8,8 @@ import sys
 from tqdm import tqdm
 
 from forecasts.management.commands._cli import OneLineCommand, usage_error
-from forecasts.writing.knowledge import KnowledgeError, knowledge_index
-from forecasts.writing.retrieval import RetrievalError
+from forecasts.writing.knowledge import KnowledgeError
+from forecasts.writing.retrieval import RetrievalError, knowledge_index
 
 
 class Command(OneLineCommand):

@@ -14,7 +14,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Subscription, User, all_topics
-from accounts.scheduling import next_send_at
 from forecasts.management.commands._cli import OneLineCommand, usage_error
 from forecasts.zodiac import SIGN_SLUGS
 
@@ -64,21 +63,21 @@ class Command(OneLineCommand):
                 rows = []
                 for user in users:
                     zone_name, at = rng.choice(TIME_ZONES), rng.choice(DELIVERY_TIMES)
-                    if (zone_name, at) not in schedule:
-                        schedule[(zone_name, at)] = next_send_at(now, zone_name, at)
-                    rows.append(
-                        Subscription(
-                            user=user,
-                            sign=rng.choice(SIGN_SLUGS),
-                            time_zone=zone_name,
-                            delivery_time=at,
-                            topics=rng.sample(topics, rng.randint(1, len(topics))),
-                            status=Subscription.Status.ACTIVE,
-                            status_changed_at=now,
-                            confirmed_at=now,
-                            next_send_at=schedule[(zone_name, at)],  # bulk_create skips save()
-                        )
+                    row = Subscription(
+                        user=user,
+                        sign=rng.choice(SIGN_SLUGS),
+                        time_zone=zone_name,
+                        delivery_time=at,
+                        topics=rng.sample(topics, rng.randint(1, len(topics))),
+                        status=Subscription.Status.ACTIVE,
+                        status_changed_at=now,
+                        confirmed_at=now,
                     )
+                    # bulk_create skips save(): set next_send_at by the same rule, once per zone and time.
+                    if (zone_name, at) not in schedule:
+                        schedule[(zone_name, at)] = row.compute_next_send_at(now)
+                    row.next_send_at = schedule[(zone_name, at)]
+                    rows.append(row)
                 Subscription.objects.bulk_create(rows)
             created += count
         self.stdout.write(f"Created {created} confirmed demo subscribers (demo-{tag}-*@example.test).")

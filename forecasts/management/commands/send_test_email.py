@@ -14,8 +14,8 @@ from accounts.models import Subscription, User, all_topics
 from accounts.scheduling import DEFAULT_DELIVERY_TIME, known_time_zones, zone
 from forecasts.management.commands._cli import OneLineCommand, usage_error
 from forecasts.models import Forecast
-from forecasts.sending.delivery import forecast_for
-from forecasts.sending.emails import DailyEmailRenderer
+from forecasts.sending.emails.reader import DailyEmailRenderer
+from forecasts.sending.send import forecasts_for
 from forecasts.zodiac import SIGN_SLUGS, SIGNS_BY_SLUG
 
 
@@ -75,7 +75,8 @@ class Command(OneLineCommand):
         if time_zone:
             subscription.time_zone = time_zone
         day = timezone.now().astimezone(zone(subscription.time_zone)).date()
-        forecast = forecast_for(day, subscription.sign) or sample_forecast(subscription.sign, day)
+        forecast = forecasts_for([(day, subscription.sign)]).get((day, subscription.sign))
+        forecast = forecast or sample_forecast(subscription.sign, day)
         message = DailyEmailRenderer(subject_prefix="[Test] ").message(subscription, forecast)
         message.to = [address]
         connection = get_connection()

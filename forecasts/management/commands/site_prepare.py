@@ -34,8 +34,8 @@ class Command(BaseCommand):
         from django.utils import timezone
 
         from forecasts.writing.generation import OFFLINE_PATH, forecasts_prepare_days
-        from forecasts.writing.knowledge import KnowledgeError, knowledge_index
-        from forecasts.writing.retrieval import RetrievalError
+        from forecasts.writing.knowledge import KnowledgeError
+        from forecasts.writing.retrieval import RetrievalError, knowledge_index
 
         try:
             report = knowledge_index()

@@ -5,7 +5,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from forecasts.models import Delivery
-from forecasts.sending.delivery import deliveries_dispatch_due, update_rows
+from forecasts.sending.bulk import update_rows
+from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.tests.factories import add_readers
 
 pytestmark = pytest.mark.django_db

@@ -13,13 +13,15 @@ from django.utils import timezone
 
 from accounts.models import Subscription
 from accounts.scheduling import local_send_instant, zone
+from devtools.servers import base_child_env, celery_worker, database_url, wait_for
+from devtools.ses_sink import SesSink
 from forecasts.models import Delivery, Forecast
-from forecasts.sending.delivery import CLAIM_CHUNK, deliveries_dispatch_due, deliveries_requeue_stale
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.send import CLAIM_CHUNK
+from forecasts.sending.upkeep import deliveries_requeue_stale
 from forecasts.tasks import deliveries_send_task
 from forecasts.tests.factories import add_readers, sample_facts
 from forecasts.zodiac import SIGN_SLUGS
-from tests.support.servers import base_child_env, celery_worker, database_url, wait_for
-from tests.support.ses_sink import SesSink
 from tests.support.workers import tasks_sent_to
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -74,10 +74,10 @@ def test_the_run_page_is_for_staff_only(client):
 def test_the_resend_action_requeues_failed_and_unknown_deliveries(
     admin_client, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from forecasts import tasks
+    from forecasts.sending import enqueue
 
     batches = []
-    monkeypatch.setattr(tasks.deliveries_send_task, "delay", lambda ids: batches.append(ids))
+    monkeypatch.setattr(enqueue, "send_batch", batches.append)
     failed, unknown, sent = deliveries({"failed": 1, "unknown": 1, "sent": 1})
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
@@ -139,7 +139,8 @@ def test_the_emails_unsubscribe_header_works_as_a_one_click_post_without_cookies
     from django.test import Client
 
     from accounts.models import Subscription
-    from forecasts.sending.delivery import deliveries_dispatch_due, deliveries_send
+    from forecasts.sending.dispatch import deliveries_dispatch_due
+    from forecasts.sending.send import deliveries_send
 
     ForecastFactory(date=DAY, sign="leo")
     (subscription,) = add_readers(

@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Subscription
 from accounts.scheduling import local_send_instant, zone
 from forecasts.models import Delivery
-from forecasts.sending import delivery as delivery_module
-from forecasts.sending.delivery import deliveries_dispatch_due
+from forecasts.sending import dispatch
+from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.tests.factories import add_readers
 from tests.support.concurrency import at_once
 
@@ -58,9 +58,9 @@ def test_send_batches_are_enqueued_only_after_the_transaction_commits(
     settings.SEND_BATCH_SIZE = 2
     add_readers(5, scheduled_from=at("2025-03-09T00:00Z"))
     batches = []
-    from forecasts import tasks
+    from forecasts.sending import enqueue
 
-    monkeypatch.setattr(tasks.deliveries_send_task, "delay", lambda ids: batches.append(ids))
+    monkeypatch.setattr(enqueue, "send_batch", batches.append)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = deliveries_dispatch_due(at("2025-03-09T06:00Z"))
     assert batches == []  # nothing reaches the broker before the rows are committed
@@ -176,8 +176,8 @@ def test_dispatch_refuses_a_naive_time():
 def test_the_due_date_is_the_latest_local_date_whose_time_has_come():
     reader = Subscription(time_zone="Pacific/Kiritimati", delivery_time=time(0, 0))
     # 09:59 UTC on 8 March is 23:59 on 8 March in UTC+14; 10:00 UTC is midnight of the 9th.
-    assert delivery_module._due_date(at("2025-03-08T09:59Z"), reader)[0] == date(2025, 3, 8)
-    assert delivery_module._due_date(at("2025-03-08T10:00Z"), reader)[0] == date(2025, 3, 9)
+    assert dispatch._due_date(at("2025-03-08T09:59Z"), reader)[0] == date(2025, 3, 8)
+    assert dispatch._due_date(at("2025-03-08T10:00Z"), reader)[0] == date(2025, 3, 9)
 
 
 @pytest.mark.parametrize(

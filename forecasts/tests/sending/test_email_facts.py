@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecasts.sending.emails import fact_lines, local_time_label
-from forecasts.tests.factories import facts_stored_before_instants, sample_facts
+from forecasts.sending.emails.facts import fact_lines, local_time_label
+from forecasts.tests.factories import sample_facts
 
 DAY = date(2025, 12, 31)
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo", "Pacific/Kiritimati", "Pacific/Pago_Pago"]
@@ -17,7 +17,7 @@ INGRESS = "The Moon enters Leo, your 5th house (romance), at 14:32 UTC on 31 Dec
 def shown(facts, time_zone: str = "Asia/Tokyo") -> list[str]:
     return [
         line.render(lambda instant, nested: local_time_label(instant, time_zone, DAY, nested))
-        for line in fact_lines(facts, DAY)
+        for line in fact_lines(facts)
     ]
 
 
@@ -35,23 +35,6 @@ def test_highest_rank_first_and_no_kind_crowds_out_the_others():
     ]
 
 
-def test_utc_times_in_summaries_become_local_times_even_across_the_new_year():
-    # Facts as stored before summary_template and instants: the times are read from the words.
-    facts = [
-        {"kind": "moon_ingress", "rank": 2, "summary": "The Moon enters Aries, at 23:10 UTC on 31 Dec."},
-        {
-            "kind": "aspect",
-            "rank": 1,
-            "summary": "Mars trine Jupiter (exact at 16:05 UTC on 1 Jan), in your 5th house.",
-        },
-    ]
-    assert shown(facts) == [
-        "The Moon enters Aries, at Thu 1 Jan, 08:10 (Asia/Tokyo).",
-        "Mars trine Jupiter (exact at Fri 2 Jan, 01:05 Asia/Tokyo time), in your 5th house.",
-    ]
-    assert shown(facts, "Pacific/Pago_Pago")[0] == "The Moon enters Aries, at 12:10 (Pacific/Pago_Pago)."
-
-
 def test_a_fact_with_a_time_but_no_clock_in_its_summary_gets_one():
     facts = [{"kind": "lunation", "rank": 1, "time": "2025-12-31T12:00:00Z", "summary": "Full Moon in Cancer."}]
     assert shown(facts, "Europe/Paris") == ["Full Moon in Cancer at 13:00 (Europe/Paris)."]
@@ -60,7 +43,7 @@ def test_a_fact_with_a_time_but_no_clock_in_its_summary_gets_one():
 def test_malformed_facts_are_skipped_or_composed_not_fatal():
     facts = ["not a dict", {"rank": "high"}, {"kind": "aspect", "bodies": ["sun", "moon"], "aspect": "square"}]
     assert shown(facts) == ["Sun square Moon."]
-    assert fact_lines(None, DAY) == []
+    assert fact_lines(None) == []
 
 
 def test_local_time_label_names_the_day_only_when_it_differs():
@@ -78,11 +61,6 @@ def test_instants_are_shown_in_the_readers_zone_from_the_template():
     ]
 
 
-@pytest.mark.parametrize("time_zone", ZONES)
-def test_facts_stored_before_instants_read_the_same_as_facts_with_them(time_zone):
-    assert shown(facts_stored_before_instants(DAY), time_zone) == shown(sample_facts(DAY), time_zone)
-
-
 def test_an_instant_keeps_its_year_whatever_date_it_is_read_against():
     new_year = {
         "kind": "aspect",
@@ -95,12 +73,14 @@ def test_an_instant_keeps_its_year_whatever_date_it_is_read_against():
     assert shown([new_year]) == ["Mars trine Jupiter (exact at Thu 1 Jan, 13:30 Asia/Tokyo time), in your 5th house."]
     [samoa] = shown([new_year], "Pacific/Pago_Pago")
     assert samoa == "Mars trine Jupiter (exact at 17:30 Pacific/Pago_Pago time), in your 5th house."
-    # The summary alone says "1 Jan" and leaves the year to a guess from the date it is read against.
-    mid_year = date(2025, 6, 30)
-    [line] = fact_lines([new_year], mid_year)
+    [line] = fact_lines([new_year])
     assert line.times == [datetime(2026, 1, 1, 4, 30, tzinfo=UTC)]
-    [guessed] = fact_lines([{"summary": new_year["summary"]}], mid_year)
-    assert guessed.times == [datetime(2025, 1, 1, 4, 30, tzinfo=UTC)]
+
+
+def test_a_summary_without_its_template_is_shown_as_written():
+    # No times are read out of the words: every stored fact with a summary has its template.
+    [line] = fact_lines([{"kind": "aspect", "summary": INGRESS}])
+    assert line.times == [] and line.render(str) == INGRESS
 
 
 def test_literal_braces_in_a_template_are_text():

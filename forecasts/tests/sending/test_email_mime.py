@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from accounts.models import Subscription
 from forecasts.models import Delivery, Forecast
-from forecasts.sending.emails import DailyEmailRenderer, PrebuiltEmail, single_blank_lines
+from forecasts.sending.emails.mime import PrebuiltEmail
+from forecasts.sending.emails.placeholders import single_blank_lines
+from forecasts.sending.emails.reader import DailyEmailRenderer
 from forecasts.tests.factories import ForecastFactory, add_readers
 
 pytestmark = pytest.mark.django_db
@@ -151,7 +153,7 @@ def test_blank_lines_collapse_as_the_regular_expression_would(text):
 
 
 def test_long_html_lines_are_broken_between_words_never_inside_tags():
-    from forecasts.sending.emails import wrap_html_lines
+    from forecasts.sending.emails.render import wrap_html_lines
 
     words = " ".join(f"word{i}" for i in range(300))
     tag = '<p class="section-text" style="margin: 0 0 12px; color: #2a2540; font-size: 16px; line-height: 1.55;">'
@@ -168,7 +170,7 @@ def test_long_html_lines_are_broken_between_words_never_inside_tags():
 
 
 def test_the_send_keeps_a_bounded_number_of_rendered_forecasts():
-    from forecasts.sending.emails import ForecastPartsCache
+    from forecasts.sending.emails.cache import ForecastPartsCache
 
     cache = ForecastPartsCache(size=2)
     first, second, third = (ForecastFactory(date=date(2025, 3, day), sign="leo") for day in (9, 10, 11))

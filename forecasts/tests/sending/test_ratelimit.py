@@ -7,7 +7,8 @@ import uuid
 import pytest
 from django.db import connection
 
-from forecasts.sending.ratelimit import DatabaseRateLimiter, RedisRateLimiter, window_for
+from devtools.rates import most_in_any_window
+from forecasts.sending.ratelimit import SLOTS_PER_TAKE, DatabaseRateLimiter, RedisRateLimiter, SendSlots, window_for
 
 
 def test_windows_keep_fractional_rates_honest():
@@ -16,16 +17,6 @@ def test_windows_keep_fractional_rates_honest():
     assert window_for(0.5, 0.0) == (1, pytest.approx(2.0))  # one every two seconds
     with pytest.raises(ValueError, match="positive"):
         window_for(0, 0.1)
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] > window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def hammer(limiter, rate: float, threads: int, each: int, at_once: int = 1) -> list[float]:
@@ -122,7 +113,6 @@ def sends(slots, clock: Clock, count: int, every: float) -> None:
 
 
 def test_a_fast_sender_takes_slots_in_batches_a_slow_one_one_at_a_time(settings):
-    from forecasts.sending.delivery import SLOTS_PER_TAKE, SendSlots
 
     settings.SES_RATE_WINDOW_MARGIN = 0.1  # slots are spent within 50 ms of being taken
     fast_limiter, slow_limiter, fast_clock, slow_clock = CountingLimiter(), CountingLimiter(), Clock(), Clock()
@@ -137,7 +127,6 @@ def test_a_fast_sender_takes_slots_in_batches_a_slow_one_one_at_a_time(settings)
 
 
 def test_at_a_low_rate_one_slot_is_taken_at_a_time_however_fast_the_sender(settings):
-    from forecasts.sending.delivery import SendSlots
 
     limiter, clock = CountingLimiter(), Clock()
     sends(SendSlots(limiter, 14, clock=clock), clock, 50, every=0.0001)

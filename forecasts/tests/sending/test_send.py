@@ -9,15 +9,12 @@ from django.utils import timezone
 
 from accounts.models import Subscription
 from forecasts.models import Delivery, Forecast
-from forecasts.sending import delivery as delivery_module
-from forecasts.sending import emails
-from forecasts.sending.delivery import (
-    STUCK_REASON,
-    deliveries_dispatch_due,
-    deliveries_requeue_stale,
-    deliveries_resend,
-    deliveries_send,
-)
+from forecasts.sending import send
+from forecasts.sending.delivery_status import STUCK_REASON
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.emails import cache, render
+from forecasts.sending.send import deliveries_send
+from forecasts.sending.upkeep import deliveries_requeue_stale, deliveries_resend
 from forecasts.tests.factories import ForecastFactory, add_readers
 from tests.support.concurrency import at_once
 
@@ -72,7 +69,7 @@ def test_a_claim_whose_rows_cannot_be_read_puts_them_back_in_the_queue(monkeypat
 
 @pytest.mark.django_db(transaction=True)
 def test_two_senders_given_the_same_batch_at_once_send_each_email_once(monkeypatch):
-    monkeypatch.setattr(delivery_module, "CLAIM_CHUNK", 5)  # many claims each, so the two interleave
+    monkeypatch.setattr(send, "CLAIM_CHUNK", 5)  # many claims each, so the two interleave
     ForecastFactory(date=DAY, sign="leo")
     ids = [d.pk for d in dispatched(120)]
 
@@ -102,15 +99,15 @@ def test_while_another_worker_writes_the_forecast_the_delivery_waits_in_the_queu
     assert (delivery.status, delivery.attempts, delivery.error) == (Delivery.Status.SENT, 2, "")
 
 
-def test_the_forecast_for_hook_is_asked_for_every_missing_forecast(monkeypatch):
+def test_the_generating_lookup_is_asked_for_every_missing_forecast(monkeypatch):
     (delivery,) = dispatched(sign="virgo")
     asked = []
 
-    def generate_on_demand(day, sign):
+    def generate_on_demand(day, sign, **options):
         asked.append((day, sign))
         return ForecastFactory(date=day, sign=sign, headline="Written on demand")
 
-    monkeypatch.setattr(delivery_module, "forecast_for", generate_on_demand)
+    monkeypatch.setattr(send, "forecast_get_or_generate", generate_on_demand)
     assert deliveries_send([delivery.pk]).sent == 1
     assert asked == [(DAY, "virgo")]
     assert mail.outbox[0].subject == "Virgo, Sunday 9 March: Written on demand"
@@ -153,13 +150,13 @@ def test_the_html_is_inlined_once_per_forecast_until_the_forecast_changes(monkey
     # More than one claim chunk, and two batches: the rendered forecast outlives both.
     ids = [d.pk for d in dispatched(23, sign="leo")] + [d.pk for d in dispatched(3, sign="aries")]
     calls = []
-    real_inline = emails.inline_css
+    real_inline = render.inline_css
 
     def counting_inline(document: str) -> str:
         calls.append(document)
         return real_inline(document)
 
-    monkeypatch.setattr(emails, "inline_css", counting_inline)
+    monkeypatch.setattr(render, "inline_css", counting_inline)
     assert deliveries_send(ids[:20]).sent == 20
     assert deliveries_send(ids[20:]).sent == 6
     assert len(calls) == 2
@@ -167,7 +164,7 @@ def test_the_html_is_inlined_once_per_forecast_until_the_forecast_changes(monkey
 
     leo.headline = "An edited headline"
     leo.save()  # an admin's edit: readers still to come get the new text
-    assert emails.send_parts_cache.get(leo, "").subject.endswith("An edited headline")
+    assert cache.send_parts_cache.get(leo, "").subject.endswith("An edited headline")
     assert len(calls) == 3
     # Each email is still its reader's own.
     for message in mail.outbox:
@@ -269,10 +266,10 @@ def test_deliveries_stuck_in_sending_become_unknown_and_are_not_resent(settings)
 def test_stale_queued_deliveries_are_handed_to_a_worker_again(
     settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from forecasts import tasks
+    from forecasts.sending import enqueue
 
     batches = []
-    monkeypatch.setattr(tasks.deliveries_send_task, "delay", lambda ids: batches.append(ids))
+    monkeypatch.setattr(enqueue, "send_batch", batches.append)
     stale, _recent = dispatched(2)
     old = timezone.now() - timedelta(minutes=settings.DELIVERY_STALE_QUEUED_MINUTES + 1)
     Delivery.objects.update(due_at=timezone.now() - timedelta(hours=1))

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from accounts.models import Subscription
 from accounts.scheduling import local_date_of
+from devtools.servers import REPO_ROOT, base_child_env
 from forecasts.models import Delivery, Forecast
 from forecasts.tests.factories import ForecastFactory, add_readers
-from tests.support.servers import REPO_ROOT, base_child_env
 
 pytestmark = pytest.mark.django_db
 
@@ -38,10 +38,10 @@ def test_dispatch_due_sync_sends_in_process(capsys):
 def test_dispatch_due_without_sync_hands_the_batches_to_the_workers(
     monkeypatch, capsys, django_capture_on_commit_callbacks
 ):
-    from forecasts import tasks
+    from forecasts.sending import enqueue
 
     batches = []
-    monkeypatch.setattr(tasks.deliveries_send_task, "delay", lambda ids: batches.append(ids))
+    monkeypatch.setattr(enqueue, "send_batch", batches.append)
     add_readers(2, scheduled_from=START)
     with django_capture_on_commit_callbacks(execute=True):
         call_command("dispatch_due", "--now", "2025-03-09T06:00")  # no offset: UTC

@@ -7,16 +7,12 @@ import pytest
 from botocore.config import Config
 from django.core.management import call_command
 
+from devtools.servers import moto_server
+from devtools.ses_sink import SesSink
 from forecasts.models import Delivery
-from forecasts.sending.delivery import (
-    DeliveriesRetryLater,
-    DeliveriesThrottled,
-    deliveries_dispatch_due,
-    deliveries_send,
-)
+from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.send import DeliveriesRetryLater, DeliveriesThrottled, deliveries_send
 from forecasts.tests.factories import ForecastFactory, add_readers
-from tests.support.servers import moto_server
-from tests.support.ses_sink import SesSink
 
 pytestmark = pytest.mark.django_db
 

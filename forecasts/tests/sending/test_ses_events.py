@@ -10,11 +10,10 @@ from accounts.models import Subscription
 from forecasts.models import Delivery, SesEvent
 from forecasts.sending import ses_events
 from forecasts.tests.factories import add_readers
-from tests.support.sns import CERT_PATH, HttpsFileServer, SnsSigner
+from tests.support.sns import CERT_PATH, TOPIC, HttpsFileServer, SnsSigner, sns_certificate_host, trust_test_sns
 
 pytestmark = pytest.mark.django_db
 
-TOPIC = "arn:aws:sns:us-east-1:123456789012:horoscope-ses-events"
 URL = "/ses/events/"
 
 
@@ -25,17 +24,13 @@ def signer():
 
 @pytest.fixture(scope="module")
 def sns_host(signer):
-    server = HttpsFileServer().start()
-    server.serve(CERT_PATH, signer.certificate_pem)
-    yield server
-    server.stop()
+    with sns_certificate_host(signer) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
 def trust_the_test_sns(settings, sns_host):
-    settings.AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS = [TOPIC]
-    settings.AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS = ["127.0.0.1"]
-    settings.AWS_SNS_CA_BUNDLE = sns_host.ca_bundle
+    trust_test_sns(settings, sns_host)
     ses_events.clear_certificate_cache()
     yield
     ses_events.clear_certificate_cache()

@@ -16,9 +16,9 @@ from allauth.socialaccount.models import SocialAccount
 from cryptography.hazmat.primitives import serialization
 
 from accounts.models import Subscription, User
+from devtools.servers import free_port, moto_server
 from forecasts.models import Forecast
 from forecasts.web.api import reader_for_claims
-from tests.support.servers import free_port, moto_server
 
 REGION = "us-east-1"
 PASSWORD = "Correct-Horse-9-Battery"

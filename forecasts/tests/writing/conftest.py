@@ -2,9 +2,9 @@
 
 import pytest
 
+from devtools.fake_openai import FakeOpenAI
 from forecasts.writing.knowledge import knowledge_load
 from forecasts.writing.retrieval import remote_breaker
-from tests.support.fake_openai import FakeOpenAI
 
 OPENAI_PATH = "forecasts.writing.generators.openai_responses.OpenAIGenerator"
 

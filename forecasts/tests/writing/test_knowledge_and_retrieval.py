@@ -18,11 +18,17 @@ from forecasts.writing.knowledge import (
     KB_VERSION,
     KNOWLEDGE_DIR,
     PassageDoc,
-    knowledge_index,
     knowledge_load,
     knowledge_read,
 )
-from forecasts.writing.retrieval import LocalIndex, PineconeIndex, RetrievalError, local_index, remote_breaker
+from forecasts.writing.retrieval import (
+    LocalIndex,
+    PineconeIndex,
+    RetrievalError,
+    knowledge_index,
+    local_index,
+    remote_breaker,
+)
 from tests.support.fake_pinecone import FakePinecone
 
 PINECONE = "forecasts.writing.retrieval.PineconeIndex"

@@ -37,6 +37,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from devtools.rates import most_in_any_window
+
 SEND_PATH = "/v2/email/outbound-emails"
 ACCOUNT_PATH = "/v2/email/account"
 THROTTLE_ERRORS = {
@@ -277,16 +279,8 @@ class SesSink:
 
     def max_in_window(self, window: float = 1.0, accepted_only: bool = True) -> int:
         """The most SendEmail arrivals inside any `window`-second interval (closed at both ends)."""
-        if accepted_only:
-            times = sorted(message.at for message in self.messages)
-        else:
-            times = sorted(call.at for call in self.send_calls())
-        best, start = 0, 0
-        for end, at in enumerate(times):
-            while at - times[start] > window:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        times = [message.at for message in self.messages] if accepted_only else [c.at for c in self.send_calls()]
+        return most_in_any_window(times, window)
 
     # --- the API -------------------------------------------------------------------------------
     def _begin(self) -> None:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('forecasts', '0005_delivery_subscription_index_in_unique'),
+        ('forecasts', '0006_facts_summary_templates'),
     ]
 
     operations = [

@@ -1,0 +1,148 @@
+"""A forecast's sky facts as lines of text, each instant kept apart to be shown in the reader's zone.
+
+The daily email and the web pages show the same lines (forecasts/templatetags/forecast_tags.py).
+"""
+
+import re
+import string
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from accounts.scheduling import zone
+
+MAX_FACTS = 8
+MAX_FACTS_PER_KIND = 4
+
+# A summary_template slot is a plain number: "{0}", never "{}", "{when}" or "{0.year}".
+TEMPLATE_SLOT_RE = re.compile(r"[0-9]{1,3}")
+# Instants a reader's zone can shift by up to a day and still be a datetime.
+EARLIEST_INSTANT = datetime.min.replace(tzinfo=UTC) + timedelta(days=2)
+LATEST_INSTANT = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class FactLine:
+    """A sky fact as text with its instants kept apart, to be shown in each reader's time zone."""
+
+    segments: tuple[str | datetime, ...]
+
+    @property
+    def times(self) -> list[datetime]:
+        return [segment for segment in self.segments if isinstance(segment, datetime)]
+
+    def render(self, label) -> str:
+        """The sentence with each instant written by `label(instant, in_parentheses)`."""
+        out: list[str] = []
+        for segment in self.segments:
+            if isinstance(segment, str):
+                out.append(segment)
+            else:
+                text = "".join(out)
+                out.append(label(segment, text.count("(") > text.count(")")))
+        return "".join(out)
+
+
+def _parse_time(value) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return parsed if EARLIEST_INSTANT <= parsed <= LATEST_INSTANT else None
+
+
+def _template_segments(template, instants) -> list[str | datetime] | None:
+    """A summary_template's text with its {0}, {1}... slots filled by `instants`, or None unless
+    every slot is a plain in-range number, every instant fills one, and each is an ISO time."""
+    if not isinstance(template, str) or not template.strip() or not isinstance(instants, list):
+        return None
+    times = [_parse_time(value) for value in instants]
+    if None in times:
+        return None
+    segments: list[str | datetime] = []
+    slots: list[int] = []
+    try:
+        for text, slot, spec, conversion in string.Formatter().parse(template):
+            segments.append(text)
+            if slot is None:
+                continue
+            if not TEMPLATE_SLOT_RE.fullmatch(slot) or spec or conversion or int(slot) >= len(times):
+                return None
+            slots.append(int(slot))
+            segments.append(times[int(slot)])
+    except ValueError:  # an unmatched brace
+        return None
+    return segments if sorted(slots) == list(range(len(times))) else None
+
+
+def _fact_text(fact: dict) -> str:
+    summary = str(fact.get("summary") or "").strip()
+    if summary:
+        return summary
+    # forecasts/writing/transits.py always writes a summary; compose a plain one if a fact has none.
+    bodies = fact.get("bodies") or []
+    if isinstance(bodies, str):
+        bodies = [bodies]
+    words = [str(body).replace("_", " ").title() for body in bodies]
+    if fact.get("aspect") and len(words) == 2:
+        words = [words[0], str(fact["aspect"]), words[1]]
+    if fact.get("sign"):
+        words += ["in", str(fact["sign"]).title()]
+    text = " ".join(words) or str(fact.get("kind") or "").replace("_", " ").capitalize()
+    return text + "." if text else ""
+
+
+def fact_line(fact: dict) -> FactLine | None:
+    """One fact as a FactLine: the instants its summary names (from summary_template and
+    instants) kept apart from the text; with none, its `time` if it has one."""
+    if fact.get("summary_template") is not None or fact.get("instants") is not None:
+        segments = _template_segments(fact.get("summary_template"), fact.get("instants"))
+        if segments is None:
+            # Stored values that do not fit together: show the summary as written (its times in
+            # UTC) rather than fail a page or a send over one fact.
+            text = _fact_text(fact)
+            return FactLine((text,)) if text else None
+    else:
+        # Shown as written: no times are read out of the words (migration 0006 gave every stored
+        # fact with a summary its summary_template and instants).
+        text = _fact_text(fact)
+        if not text:
+            return None
+        segments = [text]
+    instant = _parse_time(fact.get("time"))
+    if instant is not None and not any(isinstance(segment, datetime) for segment in segments):
+        segments = ["".join(segments).rstrip(". "), " at ", instant, "."]
+    return FactLine(tuple(segment for segment in segments if segment != ""))
+
+
+def fact_lines(facts) -> list[FactLine]:
+    """The forecast's sky facts to show, highest rank first (the order forecasts/writing/transits.py uses)."""
+    if not isinstance(facts, list):
+        return []
+
+    def rank(fact: dict) -> float:
+        value = fact.get("rank")
+        return -float(value) if isinstance(value, int | float) else 0.0
+
+    lines, per_kind = [], Counter()
+    for fact in sorted((f for f in facts if isinstance(f, dict)), key=rank):
+        # Aspects outnumber everything else: keep room for ingresses, the Moon's sign, retrogrades.
+        kind = str(fact.get("kind") or "")
+        line = fact_line(fact) if per_kind[kind] < MAX_FACTS_PER_KIND else None
+        if line is not None:
+            per_kind[kind] += 1
+            lines.append(line)
+        if len(lines) == MAX_FACTS:
+            break
+    return lines
+
+
+def local_time_label(instant: datetime, time_zone: str, local_date: date, in_parentheses: bool = False) -> str:
+    """'14:32 (Europe/Paris)', with the day when it is not on `local_date`; inside parentheses
+    already, '14:32 Europe/Paris time'."""
+    local = instant.astimezone(zone(time_zone))
+    clock = f"{local:%H:%M}" if local.date() == local_date else f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
+    return f"{clock} {time_zone} time" if in_parentheses else f"{clock} ({time_zone})"

@@ -8,6 +8,7 @@ app_name = "forecasts"
 urlpatterns = [
     path("", views.home, name="home"),
     path("today/", views.horoscopes_today, name="today"),
+    path("glossary/", views.glossary, name="glossary"),
     path("signs/<slug:sign>/", views.sign_page, name="sign"),
     path("signs/<slug:sign>/<str:day>/", views.sign_day, name="sign_day"),
     path("ses/events/", ses_events, name="ses_events"),

@@ -26,6 +26,11 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "forecasts/home.html", {"signs": SIGNS})
 
 
+def glossary(request: HttpRequest) -> HttpResponse:
+    """The words of "In the sky" explained: aspects, houses, orbs, stations, slots."""
+    return render(request, "forecasts/glossary.html")
+
+
 def _ready_forecasts(day: date) -> dict[str, Forecast]:
     return {f.sign: f for f in Forecast.objects.ready().filter(date=day).order_by()}
 

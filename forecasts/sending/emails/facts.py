@@ -1,15 +1,18 @@
 """A forecast's sky facts as lines of text, each instant kept apart to be shown in the reader's zone.
 
-The daily email and the web pages show the same lines (forecasts/templatetags/forecast_tags.py).
+"In the sky" shows what happens from the reader's delivery time (on a page: the start of their
+day) to the end of their local day: the daily email, the pages and the API show the same lines
+(forecasts/templatetags/forecast_tags.py, forecasts/web/api.py).
 """
 
 import re
 import string
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from accounts.scheduling import zone
+from forecasts.writing.facts import fact_in_window
 
 MAX_FACTS = 8
 MAX_FACTS_PER_KIND = 4
@@ -118,8 +121,8 @@ def fact_line(fact: dict) -> FactLine | None:
     return FactLine(tuple(segment for segment in segments if segment != ""))
 
 
-def fact_lines(facts) -> list[FactLine]:
-    """The forecast's sky facts to show, highest rank first (the order forecasts/writing/transits.py uses)."""
+def ranked_fact_lines(facts) -> list[tuple[dict, FactLine]]:
+    """Every fact with its line, highest rank first (the order forecasts/writing/transits.py uses)."""
     if not isinstance(facts, list):
         return []
 
@@ -127,17 +130,46 @@ def fact_lines(facts) -> list[FactLine]:
         value = fact.get("rank")
         return -float(value) if isinstance(value, int | float) else 0.0
 
-    lines, per_kind = [], Counter()
+    ranked = []
     for fact in sorted((f for f in facts if isinstance(f, dict)), key=rank):
-        # Aspects outnumber everything else: keep room for ingresses, the Moon's sign, retrogrades.
-        kind = str(fact.get("kind") or "")
-        line = fact_line(fact) if per_kind[kind] < MAX_FACTS_PER_KIND else None
+        line = fact_line(fact)
         if line is not None:
+            ranked.append((fact, line))
+    return ranked
+
+
+def visible_lines(
+    ranked: list[tuple[dict, FactLine]], start: datetime | None = None, end: datetime | None = None
+) -> list[int]:
+    """Which of `ranked` a reader sees for [start, end) (their delivery time to the end of their
+    day; without them, the forecast's whole window): at most MAX_FACTS, and MAX_FACTS_PER_KIND of
+    a kind, so aspects, which outnumber the rest, leave room for ingresses, the Moon's sign and
+    retrogrades."""
+    shown, per_kind = [], Counter()
+    for index, (fact, _) in enumerate(ranked):
+        kind = str(fact.get("kind") or "")
+        in_window = start is None or end is None or fact_in_window(fact, start, end)
+        if per_kind[kind] < MAX_FACTS_PER_KIND and in_window:
             per_kind[kind] += 1
-            lines.append(line)
-        if len(lines) == MAX_FACTS:
-            break
-    return lines
+            shown.append(index)
+            if len(shown) == MAX_FACTS:
+                break
+    return shown
+
+
+def reader_window(local_date: date, time_zone: str, since: time = time(0)) -> tuple[datetime, datetime]:
+    """The UTC interval from `since` on the reader's local date to the end of that date."""
+    local = zone(time_zone)
+    start = datetime.combine(local_date, since, tzinfo=local).astimezone(UTC)
+    end = datetime.combine(local_date + timedelta(days=1), time(0), tzinfo=local).astimezone(UTC)
+    return start, end
+
+
+def fact_lines(facts, start: datetime | None = None, end: datetime | None = None) -> list[FactLine]:
+    """The sky facts a reader sees for [start, end) (all of the forecast's window without them),
+    highest rank first."""
+    ranked = ranked_fact_lines(facts)
+    return [ranked[index][1] for index in visible_lines(ranked, start, end)]
 
 
 def local_time_label(instant: datetime, time_zone: str, local_date: date, in_parentheses: bool = False) -> str:

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 TOKEN_RE = re.compile(r"\[\[hz:([a-z_]+(?::[0-9]+)?)\]\]")
-SECTION_RE = re.compile(r"<!--hz:section:([a-z_]+)-->(.*?)<!--/hz:section:\1-->\n?", re.S)
+SECTION_RE = re.compile(r"<!--hz:section:([a-z0-9_]+)-->(.*?)<!--/hz:section:\1-->\n?", re.S)
 
 
 def token(name: str) -> str:
@@ -47,7 +47,8 @@ def compile_template(template: str) -> tuple:
     last = 0
     for match in SECTION_RE.finditer(template):
         pieces += _compile_tokens(template[last : match.start()])
-        pieces.append(_Section(match.group(1), tuple(_compile_tokens(match.group(2)))))
+        # Sections may hold sections ("In the sky" holds one per fact line).
+        pieces.append(_Section(match.group(1), compile_template(match.group(2))))
         last = match.end()
     pieces += _compile_tokens(template[last:])
     return tuple(pieces)

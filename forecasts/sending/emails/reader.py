@@ -9,13 +9,15 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 
 from accounts.models import Subscription
+from accounts.scheduling import zone
 from accounts.unsubscribe import UnsubscribeLinks, preferences_url
 from forecasts.models import Delivery, Forecast
 from forecasts.sending.emails.cache import ForecastPartsCache
 from forecasts.sending.emails.facts import local_time_label
 from forecasts.sending.emails.mime import PrebuiltEmail, daily_headers
 from forecasts.sending.emails.placeholders import fill_template, single_blank_lines
-from forecasts.sending.emails.render import ForecastParts
+from forecasts.sending.emails.render import ForecastParts, sky_sections
+from forecasts.writing.slots import render_slot
 
 
 class DailyEmailRenderer:
@@ -36,9 +38,12 @@ class DailyEmailRenderer:
         """The [[hz:time:N]] values for readers in `time_zone` (many readers share one zone)."""
         labels = parts.labels_by_zone.get(time_zone)
         if labels is None:
+            local, day = zone(time_zone), parts.forecast.date
             labels = parts.labels_by_zone[time_zone] = {
-                f"time:{i}": local_time_label(instant, time_zone, parts.forecast.date, in_parentheses)
-                for i, (instant, in_parentheses) in enumerate(parts.times)
+                f"time:{i}": render_slot(word, instant, local, day)
+                if word
+                else local_time_label(instant, time_zone, day, in_parentheses)
+                for i, (instant, in_parentheses, word) in enumerate(parts.times)
             }
         return labels
 
@@ -59,10 +64,11 @@ class DailyEmailRenderer:
             "unsubscribe_url": unsubscribe or self._preferences_url,
             **self.time_labels(parts, subscription.time_zone),
         }
-        topics = set(subscription.topics or []) & parts.topics
-        text = single_blank_lines(fill_template(parts.text_pieces, topics, values)).strip() + "\n"
+        shown = set(subscription.topics or []) & parts.topics
+        shown |= sky_sections(parts, subscription.time_zone, subscription.delivery_time)
+        text = single_blank_lines(fill_template(parts.text_pieces, shown, values)).strip() + "\n"
         html_values = {key: html.escape(value) for key, value in values.items()}
-        body_html = fill_template(parts.html_pieces, topics, html_values)
+        body_html = fill_template(parts.html_pieces, shown, html_values)
 
         message_id = make_msgid(domain=self._domain)
         date_header = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)

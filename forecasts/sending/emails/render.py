@@ -6,7 +6,7 @@ the same for every reader of one forecast.
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -14,10 +14,12 @@ from django.urls import reverse
 
 from accounts.unsubscribe import preferences_url
 from forecasts.models import Forecast
-from forecasts.sending.emails.facts import fact_lines
+from forecasts.sending.emails.facts import ranked_fact_lines, reader_window, visible_lines
 from forecasts.sending.emails.mime import MimeTemplate
 from forecasts.sending.emails.placeholders import compile_template, token
 from forecasts.sky import noon_wheel
+from forecasts.writing.grounding import sentences
+from forecasts.writing.slots import Slot, replace_slots, slots_in
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 _inliner = None
@@ -92,33 +94,57 @@ class ForecastParts:
     subject: str
     text: str
     html: str
-    times: list[tuple[datetime, bool]]  # what the [[hz:time:N]] placeholders stand for
+    # What the [[hz:time:N]] placeholders stand for: (instant, inside parentheses, slot word);
+    # a fact line's time has no slot word, a time slot of the text has its own ("at", "until").
+    times: list[tuple[datetime, bool, str]]
     web_url: str
     topics: set[str] = field(default_factory=set)
     text_pieces: tuple = ()
     html_pieces: tuple = ()
     mime: "MimeTemplate | None" = None
     labels_by_zone: dict[str, dict[str, str]] = field(default_factory=dict)  # filled as readers come
+    sky_facts: list[dict] = field(default_factory=list)  # the facts of the sky_N sections, in order
+    # Which sky_N sections a reader sees, by (zone, delivery time): many readers share both.
+    sky_by_reader: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+
+
+def _preheader(forecast: Forecast) -> str:
+    """The inbox preview: the story's first sentences that name no time (times differ by reader)."""
+    plain = [s.strip() for s in sentences(forecast.overview) if not slots_in(s)]
+    return " ".join(plain) or forecast.headline
 
 
 def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> ForecastParts:
     """Render subject, text and HTML for one forecast, inlining the HTML's CSS (once)."""
     sign = SIGNS_BY_SLUG[forecast.sign]
-    facts = fact_lines(forecast.facts)
-    times: list[tuple[datetime, bool]] = []
+    # Every fact any reader may see; each reader's email keeps those of their own day.
+    ranked = ranked_fact_lines(forecast.facts)
+    times: list[tuple[datetime, bool, str]] = []
 
     def placeholder(instant: datetime, in_parentheses: bool) -> str:
-        times.append((instant, in_parentheses))
+        times.append((instant, in_parentheses, ""))
         return token(f"time:{len(times) - 1}")
 
+    def slot_placeholder(found: Slot) -> str:
+        times.append((found.instant, False, found.word))
+        return token(f"time:{len(times) - 1}")
+
+    def local_text(text) -> str:
+        return replace_slots(str(text or ""), slot_placeholder)
+
     wheel_svg, wheel_alt = noon_wheel(forecast.date)
-    sections = forecast.sections_in_order()
+    sections = [{**section, "text": local_text(section["text"])} for section in forecast.sections_in_order()]
+    advice = forecast.advice if isinstance(forecast.advice, dict) else {}
     context = {
         "forecast": forecast,
         "sign": sign,
         "day": forecast.date,
+        "story": local_text(forecast.overview),
+        "preheader": _preheader(forecast),
         "sections": sections,
-        "facts": [fact.render(placeholder) for fact in facts],
+        "advice": {key: local_text(advice.get(key)) for key in ("do", "dont")},
+        "facts": [{"key": f"sky_{i}", "text": line.render(placeholder)} for i, (_, line) in enumerate(ranked)],
+        "glossary_url": settings.SITE_URL + reverse("forecasts:glossary"),
         "wheel_svg": wheel_svg,
         "wheel_alt": wheel_alt,
         "preferences_url": preferences_url(),
@@ -140,4 +166,18 @@ def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> Forec
         text_pieces=compile_template(text),
         html_pieces=compile_template(document),
         mime=MimeTemplate.build(subject_prefix + subject),
+        sky_facts=[fact for fact, _ in ranked],
     )
+
+
+def sky_sections(parts: ForecastParts, time_zone: str, delivery_time: time) -> frozenset[str]:
+    """The "In the sky" sections a reader sees: the facts from their delivery time to the end of
+    their local day (and the heading, when there is any)."""
+    key = (time_zone, delivery_time.strftime("%H:%M"))
+    shown = parts.sky_by_reader.get(key)
+    if shown is None:
+        start, end = reader_window(parts.forecast.date, time_zone, delivery_time)
+        ranked = [(fact, None) for fact in parts.sky_facts]
+        names = {f"sky_{index}" for index in visible_lines(ranked, start, end)}
+        shown = parts.sky_by_reader[key] = frozenset(names | {"sky"} if names else names)
+    return shown

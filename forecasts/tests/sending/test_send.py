@@ -1,7 +1,7 @@
 """Sending a batch: claim, render once per forecast, send, record (Django's in-memory backend)."""
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from django.core import mail
@@ -225,7 +225,9 @@ def test_the_email_has_its_headers_text_and_dark_mode_ready_html(settings):
         assert artifact not in text
     # Event times in the reader's zone (Paris is UTC+1 in March).
     assert "The Moon enters Leo, your 5th house (romance), at 15:32 (Europe/Paris)." in text
-    assert "Venus trine Mars (exact at 04:10 Europe/Paris time)" in text
+    # "In the sky" runs from the 06:00 delivery to the end of the reader's day: not what was
+    # exact at 04:10, before the email arrived.
+    assert "Venus trine Mars" not in text
     assert "UTC on 9 Mar," not in text and "UTC on 9 Mar)" not in text
     assert f"Unsubscribe: {one_click}" in text
     assert "?tz=Europe/Paris" in text
@@ -243,6 +245,28 @@ def test_the_email_has_its_headers_text_and_dark_mode_ready_html(settings):
     assert f'href="{one_click}"' in html and ">Unsubscribe</a>" in html
     assert "<svg" in html and "The sky at noon UTC on 9 March 2025: Sun " in html
     assert "[[hz:" not in html and "hz:section" not in html
+
+
+def test_time_slots_read_in_each_readers_zone_and_in_the_sky_covers_their_own_day():
+    story = "Venus slips into Aries [[at:2025-03-09T14:32Z]]. Keep the evening free."
+    ForecastFactory(
+        date=DAY, sign="leo", overview=story, advice={"do": "Call [[at:2025-03-09T14:32Z]].", "dont": "Rush."}
+    )
+    paris = dispatched(time_zone="Europe/Paris", delivery_time=time(6, 0))
+    tokyo = dispatched(time_zone="Asia/Tokyo", delivery_time=time(20, 0))
+    deliveries_send([d.pk for d in paris + tokyo])
+    by_zone = {message.body.split("every day at ")[1].split(")")[0]: message for message in mail.outbox}
+    paris_text, tokyo_text = by_zone["06:00 (Europe/Paris"].body, by_zone["20:00 (Asia/Tokyo"].body
+
+    assert "Venus slips into Aries at 15:32 this afternoon. Keep the evening free." in paris_text
+    assert "Venus slips into Aries at 23:32 tonight." in tokyo_text
+    assert "Do: Call at 15:32 this afternoon." in paris_text and "Don't: Rush." in paris_text
+    # Paris at 06:00 still has the Moon's 15:32 change of sign ahead; Tokyo's day ends at midnight,
+    # after 23:32 the same change, but its reader's 20:00 delivery is before it too.
+    assert "The Moon enters Leo" in paris_text and "The Moon enters Leo" in tokyo_text
+    html = by_zone["06:00 (Europe/Paris"].alternatives[0][0]
+    assert "at 15:32 this afternoon" in html and "[[" not in html
+    assert 'class="preheader"' in html and "Keep the evening free." in html.split('class="preheader"')[1][:300]
 
 
 def test_deliveries_stuck_in_sending_become_unknown_and_are_not_resent(settings):

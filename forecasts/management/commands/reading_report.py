@@ -3,7 +3,8 @@
 manage.py reading_report --start 2026-12-01 --days 30 [--json]
 
 Writes nothing to the database: the readings are composed in memory, each with the memory the
-product gives it (forecasts/writing/reading_report.py). Exits 1 when an aim is missed.
+product gives it (forecasts/writing/reading_report.py). Over 30 days or more, exits 1 when an
+aim is missed.
 """
 
 import json
@@ -16,6 +17,7 @@ from forecasts.writing.generators.offline import OfflineComposer
 from forecasts.writing.reading_report import AIMS, aims_missed, reading_metrics, readings_compose
 
 MAX_DAYS = 366
+AIM_DAYS = 30
 
 
 class Command(OneLineCommand):
@@ -40,7 +42,8 @@ class Command(OneLineCommand):
         composer = OfflineComposer()
         readings, seconds = readings_compose(start, days, facts_for, composer=composer)
         metrics = reading_metrics(readings, seconds, composer.stripped)
-        missed = aims_missed(metrics)
+        # The aims are set for 30 days or more: on fewer, one sentence seen twice is already 2%.
+        missed = aims_missed(metrics) if days >= AIM_DAYS else []
         metrics["aims_missed"] = missed
         if options["json"]:
             self.stdout.write(json.dumps(metrics, indent=2))
@@ -51,6 +54,11 @@ class Command(OneLineCommand):
                     continue
                 aim = AIMS.get(key)
                 self.stdout.write(f"  {key:<34} {value}" + (f"   (aim {aim})" if aim is not None else ""))
-            self.stdout.write("all aims met" if not missed else "aims missed:\n  " + "\n  ".join(missed))
+            if days < AIM_DAYS:
+                self.stdout.write(f"(the aims are set for {AIM_DAYS} days or more: not judged on {days})")
+            elif not missed:
+                self.stdout.write("all aims met")
+            else:
+                self.stdout.write("aims missed:\n  " + "\n  ".join(missed))
         if missed:
             raise SystemExit(1)

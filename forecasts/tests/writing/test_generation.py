@@ -12,6 +12,7 @@ from accounts.tests.factories import SubscriptionFactory
 from forecasts.models import Forecast
 from forecasts.tasks import forecasts_prepare_task
 from forecasts.tests.writing.answers import EMPTY_ANSWER, FALSE_ANSWER, grounded_answer
+from forecasts.tests.writing.conftest import OPENAI_PATH
 from forecasts.writing.generation import (
     facts_for,
     forecast_claim,
@@ -22,6 +23,7 @@ from forecasts.writing.generation import (
     forecasts_prepare,
 )
 from forecasts.writing.grounding import check_forecast, sky_truth
+from forecasts.writing.phrasebook import phrasebook
 from forecasts.writing.prompts import PROMPT_VERSION
 from forecasts.zodiac import SIGN_SLUGS
 from tests.support.concurrency import at_once
@@ -48,14 +50,43 @@ def test_openai_writes_a_grounded_forecast_and_records_how(kb, openai_settings, 
     assert (forecast.input_tokens, forecast.output_tokens) == (321, 123)
     assert forecast.attempts == 1 and fake_openai.call_count == 1
     assert forecast.passages.count() > 5
+    assert forecast.advice == {"do": grounded_answer({})["do"], "dont": grounded_answer({})["dont"]}
     assert any(fact["used"] for fact in forecast.facts) and all("id" in fact for fact in forecast.facts)
     request = fake_openai.calls[0]
     assert request.body["model"] == openai_settings.OPENAI_MODEL
     assert request.body["text"]["format"]["type"] == "json_schema"
     assert "Daily Forecast for Leo" in request.body["input"]
     assert request.headers.get("authorization", "").startswith("Bearer sk-test-")
-    # Only statable facts are offered: the Moon's changing sign is not among them.
+    # Only statable facts are offered: the Moon's changing sign is not a state, only an event with
+    # its time slot; the sign's recent headlines and openings are listed to avoid.
     assert "[STATE] The Moon is in" not in request.body["input"]
+    assert "[EVENT [[at:" in request.body["input"] and "Recent headlines for Leo" in request.body["input"]
+    assert set(request.body["text"]["format"]["schema"]["properties"]) >= {"headline", "overview", "do", "dont"}
+
+
+@pytest.mark.django_db
+def test_the_sign_remembers_its_recent_readings_in_the_database(kb, settings, fake_openai, openai_settings):
+    settings.FORECAST_GENERATOR = "forecasts.writing.generators.offline.OfflineComposer"
+    forecasts_prepare(DAY)
+    yesterday = Forecast.objects.get(date=DAY, sign="leo")
+    assert len(yesterday.phrasings) > 10 and yesterday.passages.count() == 0  # the phrasebook, no passages
+    forecasts_prepare(DAY + timedelta(days=1))
+    today = Forecast.objects.get(date=DAY + timedelta(days=1), sign="leo")
+    # Fact sentences may share a shape; every interpretation, note and line of advice is new.
+    assert len(set(today.phrasings) & set(yesterday.phrasings)) <= 2
+    assert today.headline != yesterday.headline
+    # Nor does another sign have the same words that date (fact sentences differ by life area).
+    book = phrasebook()
+    words = {p for p in today.phrasings if book.by_id[p].family != "fact"}
+    for other in Forecast.objects.filter(date=DAY + timedelta(days=1)).exclude(sign="leo"):
+        assert len(words & set(other.phrasings)) <= 1, other.sign
+
+    # The OpenAI path is told the same memory: the sign's recent headline and opening.
+    settings.FORECAST_GENERATOR = OPENAI_PATH
+    fake_openai.default = grounded_answer
+    forecast_get_or_generate(DAY + timedelta(days=2), "leo")
+    prompt = fake_openai.calls[0].body["input"]
+    assert f"- {today.headline}" in prompt and f"- {yesterday.headline}" in prompt
 
 
 @pytest.mark.django_db

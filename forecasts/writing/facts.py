@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypedDict
 
+from forecasts.writing.slots import parse_instant
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 
@@ -197,16 +198,6 @@ def whole_window_houses(facts: Sequence[dict]) -> dict[str, int]:
     }
 
 
-def _utc(value) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def fact_in_window(fact: dict, start: datetime, end: datetime) -> bool:
     """Whether a fact happens or holds in [start, end): a reader's own part of the day.
 
@@ -219,12 +210,12 @@ def fact_in_window(fact: dict, start: datetime, end: datetime) -> bool:
     if kind == "moon_phase":
         return False
     if kind == "aspect":
-        if any(start <= t < end for t in map(_utc, fact.get("exact_times") or []) if t):
+        if any(start <= t < end for t in map(parse_instant, fact.get("exact_times") or []) if t):
             return True
         limit = fact.get("orb_limit") or 0.0
         return (fact.get("orb_at_start") or 99.0) <= limit and (fact.get("orb_at_end") or 99.0) <= limit
     if kind in ("body_in_sign", "moon_sign", "retrograde"):
-        since, until = _utc(fact.get("valid_from")), _utc(fact.get("valid_until"))
+        since, until = parse_instant(fact.get("valid_from")), parse_instant(fact.get("valid_until"))
         return since is not None and until is not None and since < end and until > start
-    instant = _utc(fact.get("time"))
+    instant = parse_instant(fact.get("time"))
     return instant is not None and start <= instant < end

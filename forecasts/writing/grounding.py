@@ -40,9 +40,9 @@ import re
 import threading
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from forecasts.writing.slots import slots_in
+from forecasts.writing.slots import parse_instant, slots_in
 from forecasts.zodiac import SIGN_SLUGS
 
 SIGNS = SIGN_SLUGS  # forecasts.zodiac is the one list of signs
@@ -402,23 +402,12 @@ def _sky_truth(facts: list[dict], sign: str) -> SkyTruth:
     return truth
 
 
-def _minute(value) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    return parsed.replace(second=0, microsecond=0)
-
-
 def _event_instants(fact: dict) -> list[datetime]:
     """The instants a slot may name for this fact: an event's time, an aspect's exact times."""
     if fact.get("kind") in ("body_in_sign", "moon_sign", "retrograde", "moon_phase"):
         return []
     values = [fact.get("time"), *(fact.get("exact_times") or [])]
-    return [instant for instant in map(_minute, values) if instant is not None]
+    return [instant for instant in map(parse_instant, values) if instant is not None]
 
 
 def _body_slug(text: str) -> str:

@@ -41,11 +41,13 @@ def slot(word: str, instant: datetime | str) -> str:
     return f"[[{word}:{when:%Y-%m-%dT%H:%MZ}]]"
 
 
-def parse_instant(value: str) -> datetime | None:
-    """An ISO 8601 string as an aware UTC datetime rounded down to the minute, or None."""
+def parse_instant(value: object) -> datetime | None:
+    """An ISO 8601 string as an aware UTC datetime rounded down to the minute; None for anything else."""
+    if not isinstance(value, str):
+        return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+    except ValueError:
         return None
     parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     return parsed.replace(second=0, microsecond=0)

@@ -1,11 +1,15 @@
 """Celery tasks: thin wrappers that call one service each (forecasts/sending/, forecasts/writing/)."""
 
+from datetime import date
+
 from celery import shared_task
+from django.utils import timezone
 
 from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.sending.enqueue import SEND_TASK
 from forecasts.sending.send import DeliveriesRetryLater, deliveries_send
 from forecasts.sending.upkeep import deliveries_requeue_stale
+from forecasts.writing.generation import forecast_get_or_generate, forecasts_missing
 
 
 @shared_task(name="forecasts.tasks.deliveries_dispatch_due_task")
@@ -43,10 +47,6 @@ def forecasts_prepare_task(days_ahead: int = 1) -> dict:
     One sign per task keeps each task short (at most OPENAI_MAX_ATTEMPTS model calls) and lets
     several workers write in parallel; the claim in forecasts/writing/generation.py makes duplicates harmless.
     """
-    from django.utils import timezone
-
-    from forecasts.writing.generation import forecasts_missing
-
     missing = forecasts_missing(timezone.now().date(), days_ahead + 1)
     for day, sign in missing:
         forecast_prepare_task.delay(day.isoformat(), sign)
@@ -56,9 +56,5 @@ def forecasts_prepare_task(days_ahead: int = 1) -> dict:
 @shared_task(name="forecasts.tasks.forecast_prepare_task", acks_late=True)
 def forecast_prepare_task(day: str, sign: str) -> str:
     """Write one forecast, unless it is written already or another worker is writing it."""
-    from datetime import date
-
-    from forecasts.writing.generation import forecast_get_or_generate
-
     forecast = forecast_get_or_generate(date.fromisoformat(day), sign, wait=0)
     return forecast.status if forecast else "being written by another worker"

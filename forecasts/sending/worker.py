@@ -9,7 +9,11 @@ import logging
 from celery import bootsteps, signals
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.template.loader import get_template
 
+from accounts.unsubscribe import preferences_url
+from forecasts.sending import send  # noqa: F401 - the send path, loaded before the pool forks
+from forecasts.sending.emails.render import DAILY_TEMPLATES
 from forecasts.sending.heartbeats import heartbeat_record, heartbeats_forget_gone
 
 logger = logging.getLogger(__name__)
@@ -63,14 +67,10 @@ def load_the_send_path(**kwargs) -> None:
     second of its first batch on it: boto3, django-ses and redis imported, the URL resolver built (the
     first reverse() imports every view), the email templates compiled by the cached loader.
     """
+    # Only now: the web and manage.py, which import this module too, never need them.
     import boto3  # noqa: F401
     import django_ses  # noqa: F401
     import redis  # noqa: F401
-    from django.template.loader import get_template
-
-    from accounts.unsubscribe import preferences_url
-    from forecasts.sending import send  # noqa: F401
-    from forecasts.sending.emails.render import DAILY_TEMPLATES
 
     preferences_url()
     for name in DAILY_TEMPLATES:

@@ -51,7 +51,7 @@ class OpenAIGenerator:
     def client(self):
         """The SDK client, built on first use with a short timeout and no SDK retries."""
         if self._client is None:
-            from forecasts.writing.retrieval import openai_client, secret
+            from forecasts.writing.clients import openai_client, secret
 
             if not secret("OPENAI_API_KEY"):
                 raise GenerationError("OPENAI_API_KEY is not set", permanent=True)

@@ -210,12 +210,14 @@ def fact_in_window(fact: dict, start: datetime, end: datetime) -> bool:
     if kind == "moon_phase":
         return False
     if kind == "aspect":
-        if any(start <= t < end for t in map(parse_instant, fact.get("exact_times") or []) if t):
+        exact = fact.get("exact_times") or [fact.get("time")]
+        if any(start <= t < end for t in map(parse_instant, exact) if t):
             return True
         limit = fact.get("orb_limit") or 0.0
         return (fact.get("orb_at_start") or 99.0) <= limit and (fact.get("orb_at_end") or 99.0) <= limit
     if kind in ("body_in_sign", "moon_sign", "retrograde"):
         since, until = parse_instant(fact.get("valid_from")), parse_instant(fact.get("valid_until"))
-        return since is not None and until is not None and since < end and until > start
+        # A state stored without its bounds holds for the whole forecast window.
+        return (since is None or since < end) and (until is None or until > start)
     instant = parse_instant(fact.get("time"))
     return instant is not None and start <= instant < end

@@ -18,12 +18,13 @@ from forecasts.models import Delivery, Forecast
 from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.tasks import forecasts_prepare_task
 from forecasts.tests.factories import add_readers
+from forecasts.tests.writing.answers import grounded_answer
 from forecasts.writing.knowledge import knowledge_load
 from tests.faults.conftest import assert_one_email_each, statuses
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-OFFLINE = "forecasts.writing.generators.offline.OfflineComposer"
+OPENAI = "forecasts.writing.generators.openai_responses.OpenAIGenerator"
 
 
 def dummy_key(prefix: str) -> str:
@@ -133,7 +134,10 @@ def test_llm_hanging_then_down_forecasts_fall_back_to_the_offline_composer_and_e
 def test_pinecone_unreachable_generation_uses_the_local_index_says_so_and_emails_go_out(faults):
     knowledge_load()
     closed = free_port()  # nothing listens there: every connection is refused
-    with FakeOpenAI() as embeddings:  # query embeddings come from OpenAI's API, served on loopback
+    # Query embeddings and the readings both come from OpenAI's API, served on loopback: passages
+    # are retrieved for a model (the offline composer writes from its phrasebook).
+    with FakeOpenAI() as embeddings:
+        embeddings.default = grounded_answer
         faults.worker(
             "writer",
             concurrency=2,
@@ -146,12 +150,12 @@ def test_pinecone_unreachable_generation_uses_the_local_index_says_so_and_emails
             OPENAI_API_KEY=dummy_key("sk-test-"),
             OPENAI_BASE_URL=embeddings.base_url,
             OPENAI_EMBED_DIMENSION="64",
-            FORECAST_GENERATOR=OFFLINE,
+            FORECAST_GENERATOR=OPENAI,
         )
         forecasts = prepare_today(faults)
         assert embeddings.embedding_calls  # the query was embedded: the failure was Pinecone's
     for forecast in forecasts:
-        assert forecast.generator == Forecast.Generator.OFFLINE and forecast.grounded
+        assert forecast.generator == Forecast.Generator.OPENAI and forecast.grounded
         assert "retrieval: pinecone unavailable" in forecast.fallback_reason
         assert "Connection refused" in forecast.fallback_reason
         assert "passages came from the local index" in forecast.fallback_reason

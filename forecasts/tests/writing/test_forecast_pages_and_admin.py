@@ -67,7 +67,7 @@ def test_a_sign_page_has_its_reading_wheel_and_archive(day_written, client):
     assert response.status_code == 200
     today_forecast = Forecast.objects.get(date=today, sign="virgo")
     assert today_forecast.headline in html and "<svg" in html
-    assert "The sky this reading is written from" in html
+    assert "In the sky to the end of your day" in html
     day_response = client.get(reverse("forecasts:sign_day", args=["leo", DAY.isoformat()]))
     leo = Forecast.objects.get(date=DAY, sign="leo")
     assert leo.headline in day_response.content.decode()

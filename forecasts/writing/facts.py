@@ -198,6 +198,16 @@ def whole_window_houses(facts: Sequence[dict]) -> dict[str, int]:
     }
 
 
+def _degrees(value) -> float | None:
+    """A stored angle as a float (0.0 included); None when it is missing or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
 def fact_in_window(fact: dict, start: datetime, end: datetime) -> bool:
     """Whether a fact happens or holds in [start, end): a reader's own part of the day.
 
@@ -213,8 +223,8 @@ def fact_in_window(fact: dict, start: datetime, end: datetime) -> bool:
         exact = fact.get("exact_times") or [fact.get("time")]
         if any(start <= t < end for t in map(parse_instant, exact) if t):
             return True
-        limit = fact.get("orb_limit") or 0.0
-        return (fact.get("orb_at_start") or 99.0) <= limit and (fact.get("orb_at_end") or 99.0) <= limit
+        limit, first, last = (_degrees(fact.get(key)) for key in ("orb_limit", "orb_at_start", "orb_at_end"))
+        return limit is not None and first is not None and last is not None and max(first, last) <= limit
     if kind in ("body_in_sign", "moon_sign", "retrograde"):
         since, until = parse_instant(fact.get("valid_from")), parse_instant(fact.get("valid_until"))
         # A state stored without its bounds holds for the whole forecast window.

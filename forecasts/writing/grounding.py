@@ -296,8 +296,9 @@ class SkyTruth:
     eclipses: set[tuple[str, str]] = field(default_factory=set)
     phase_at_start: str = ""
     bodies: set[str] = field(default_factory=set)
-    # An event's instant (to the minute) -> the bodies it involves, for time slots.
-    event_bodies: dict[datetime, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # An event's instant (to the minute) -> for each event then, the names a sentence must use to
+    # state it (an aspect: both bodies; a lunation: the Moon; an eclipse: the word), for time slots.
+    event_bodies: dict[datetime, list[frozenset[str]]] = field(default_factory=lambda: defaultdict(list))
     # (sign, instant) of each change of the Moon's sign: stated only with a slot at that instant.
     moon_ingresses: set[tuple[str, datetime]] = field(default_factory=set)
     # Sentence -> its violations, so a text checked twice (passage, then forecast) costs once.
@@ -352,10 +353,9 @@ def _sky_truth(facts: list[dict], sign: str) -> SkyTruth:
     for fact in facts:
         kind, bodies = fact.get("kind"), fact.get("bodies") or []
         truth.bodies.update(bodies)
+        named = {"lunation": frozenset({"moon"}), "eclipse": frozenset({"eclipse"})}.get(kind, frozenset(bodies))
         for instant in _event_instants(fact):
-            truth.event_bodies[instant].update(bodies)
-            if kind == "eclipse":
-                truth.event_bodies[instant].add("eclipse")
+            truth.event_bodies[instant].append(named)
             if kind == "moon_ingress":
                 truth.moon_ingresses.add((fact["sign"], instant))
         if kind in ("body_in_sign", "moon_sign"):
@@ -645,9 +645,10 @@ def _check_pair_houses(sentence: _Sentence, t: SkyTruth, pair: frozenset, end: i
 
 
 def _check_slots(sentence: _Sentence, t: SkyTruth) -> None:
-    """Each time slot names the instant of an event in the window, one involving a body (or the
-    eclipse) the sentence talks about: a slot is filled with the reader's local time, so a wrong
-    one would put a real event at a false time."""
+    """Each time slot names the instant of an event in the window that the sentence itself tells
+    (it names every body of that event: both of an aspect, the Moon of a lunation, the eclipse):
+    a slot is filled with the reader's local time, so a wrong one would put a real event at a
+    false time."""
     if not sentence.slots:
         return
     named = set(_bodies_in(sentence.plain))
@@ -655,12 +656,12 @@ def _check_slots(sentence: _Sentence, t: SkyTruth) -> None:
         named.add("eclipse")
     for found in sentence.slots:
         sentence.events = True
-        involved = t.event_bodies.get(found.instant)
+        events = t.event_bodies.get(found.instant)
         token = f"[[{found.word}:{found.instant:%Y-%m-%dT%H:%MZ}]]"
-        if involved is None:
+        if events is None:
             sentence.fail(token, "no event in this forecast's window happens at that time")
-        elif not involved & named:
-            sentence.fail(token, "the event at that time involves none of the bodies this sentence names")
+        elif not any(required <= named for required in events):
+            sentence.fail(token, "the event at that time is not the one this sentence tells (its bodies are not named)")
 
 
 def _check_in_sign(sentence: _Sentence, t: SkyTruth, body: str, sign: str, claim: str) -> None:

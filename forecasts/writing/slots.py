@@ -79,6 +79,8 @@ def day_part(local: datetime, local_date: date) -> str:
             return "this evening"
         return "tonight"
     if offset == 1:
+        if hour < 5:
+            return "in the small hours of tomorrow"
         if hour < 12:
             return "tomorrow morning"
         return "tomorrow afternoon" if hour < 17 else "tomorrow evening"
@@ -96,7 +98,10 @@ def render_slot(word: str, instant: datetime, zone: tzinfo, local_date: date) ->
 
 
 def fill_slots(text: str, zone: tzinfo, local_date: date) -> str:
-    """`text` with every slot written for a reader in `zone` on `local_date`."""
+    """`text` with every slot written for a reader in `zone` on `local_date`; in UTC (a page
+    whose visitor gave no zone) the zone is named instead ("at 14:10 UTC"), as no one lives there."""
+    if getattr(zone, "key", None) == "UTC" or zone is UTC:
+        return strip_slots(text)
     return replace_slots(text, lambda found: render_slot(found.word, found.instant, zone, local_date))
 
 

@@ -28,7 +28,7 @@ def test_a_sign_day_page_writes_the_readings_times_in_the_visitors_zone(client):
     assert reverse("forecasts:glossary") in paris  # In the sky links the words it uses
 
     auckland = client.get(url, {"tz": "Pacific/Auckland"}).content.decode()
-    assert "The Moon enters Leo at 03:32 tomorrow morning, and the mood lifts." in auckland
+    assert "The Moon enters Leo at 03:32 in the small hours of tomorrow, and the mood lifts." in auckland
 
 
 def test_the_glossary_explains_the_words_of_in_the_sky(client):

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from forecasts.writing.facts import forecast_window
+from forecasts.writing.facts import body_name, forecast_window
 from forecasts.writing.generation import facts_for
 from forecasts.writing.grounding import check, sky_truth
 from forecasts.writing.slots import slot
@@ -118,7 +118,7 @@ def test_an_event_may_carry_the_time_slot_of_its_own_instant():
     "sentence, fragment",
     [
         ("The Sun enters Cancer {wrong}.", "no event in this forecast's window happens at that time"),
-        ("Venus softens your words {right}.", "involves none of the bodies"),
+        ("Venus softens your words {right}.", "is not the one this sentence tells"),
         ("The Sun enters Cancer {right}, so plan a quiet evening today.", "do not date it"),
     ],
 )
@@ -128,6 +128,17 @@ def test_a_time_slot_must_be_its_events_own_instant(sentence, fragment):
     text = sentence.format(right=slot("at", instant), wrong=slot("at", instant + timedelta(hours=3)))
     found = reasons(text, day)
     assert any(fragment in reason for reason in found), found
+
+
+def test_a_slot_of_an_aspect_is_not_an_ingress_of_one_of_its_bodies():
+    day = date(2025, 6, 20)
+    facts = facts_for(day, "leo")
+    aspect = next(f for f in facts if f["kind"] == "aspect" and f["exact_times"])
+    a, b = (body_name(body, True) for body in aspect["bodies"])
+    when = slot("at", aspect["exact_times"][0])
+    assert reasons(f"{a} and {b} pull together {when}.", day) == []
+    found = reasons(f"{a} stirs your plans {when}.", day)
+    assert any("is not the one this sentence tells" in reason for reason in found), found
 
 
 def test_the_moons_change_of_sign_is_stated_only_with_its_slot():

@@ -26,9 +26,14 @@ def test_a_slot_is_its_word_and_the_instant_to_the_minute_in_utc():
         ("Europe/Berlin", "Venus arrives at 15:10 this afternoon."),
         ("America/New_York", "Venus arrives at 09:10 this morning."),
         ("Asia/Tokyo", "Venus arrives at 23:10 tonight."),
-        ("Pacific/Auckland", "Venus arrives at 03:10 tomorrow morning."),
+        ("Pacific/Auckland", "Venus arrives at 03:10 in the small hours of tomorrow."),
+        ("Australia/Sydney", "Venus arrives at 01:10 in the small hours of tomorrow."),
+        ("Asia/Kolkata", "Venus arrives at 19:40 this evening."),
         ("Pacific/Honolulu", "Venus arrives at 04:10 in the small hours."),
-        ("Pacific/Kiritimati", "Venus arrives at 04:10 tomorrow morning."),
+        ("Pacific/Kiritimati", "Venus arrives at 04:10 in the small hours of tomorrow."),
+        ("Pacific/Fiji", "Venus arrives at 02:10 in the small hours of tomorrow."),
+        ("Asia/Seoul", "Venus arrives at 23:10 tonight."),
+        ("Pacific/Chatham", "Venus arrives at 03:55 in the small hours of tomorrow."),
     ],
 )
 def test_each_reader_reads_the_event_in_their_own_zone_and_day(zone, expected):
@@ -36,9 +41,13 @@ def test_each_reader_reads_the_event_in_their_own_zone_and_day(zone, expected):
     assert fill_slots(text, ZoneInfo(zone), DAY) == expected
 
 
+def test_without_a_readers_zone_the_time_is_named_in_utc():
+    assert fill_slots(f"Venus arrives {slot('at', EVENT)}.", ZoneInfo("UTC"), DAY) == "Venus arrives at 14:10 UTC."
+
+
 def test_an_event_the_evening_before_the_readers_date_says_so():
     earlier = datetime(2026, 12, 4, 22, 30, tzinfo=UTC)
-    assert fill_slots(slot("from", earlier), ZoneInfo("UTC"), DAY) == "from 22:30 last night"
+    assert fill_slots(slot("from", earlier), ZoneInfo("Europe/London"), DAY) == "from 22:30 last night"
     assert fill_slots(slot("from", earlier), ZoneInfo("Asia/Kolkata"), DAY) == "from 04:00 in the small hours"
 
 

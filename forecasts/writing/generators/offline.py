@@ -65,7 +65,7 @@ NOTE_WORDS = 60
 # about 06:00Z on the date to its end (UTC) falls after delivery for most of them. Events further
 # off still count, less, the further they are.
 CORE_START, CORE_END = timedelta(hours=6), timedelta(hours=24)
-FADE_HOURS = 18.0
+FADE_HOURS = 10.0
 
 
 def _cap(text: str) -> str:
@@ -180,7 +180,7 @@ class _Composer:
     # --- planning -----------------------------------------------------------------------------
 
     def centrality(self, instant: datetime) -> float:
-        """1 for an event in the core of most readers' day, fading to 0.4 further off."""
+        """1 for an event in the core of most readers' day, fading to 0.4 ten hours further off."""
         start, end = self.midnight + CORE_START, self.midnight + CORE_END
         hours = max((start - instant).total_seconds(), (instant - end).total_seconds(), 0.0) / 3600.0
         return max(0.4, 1.0 - 0.6 * hours / FADE_HOURS)
@@ -290,6 +290,12 @@ class _Composer:
         salience = (3.0 if slow else 28.0) + boost / 2
         return Item(fact, f"aspect_state_{tone}", values, salience, tone, "aspect", meanings, background=slow)
 
+    def instant_of(self, item: Item) -> datetime:
+        """When an item happens (a state: the start of the window), to tell events in time order."""
+        fact = item.fact
+        value = fact.get("time") or (fact.get("exact_times") or [None])[0] or fact.get("valid_from")
+        return _instant(value) if value else self.midnight
+
     def house_at(self, body: str, instant: datetime) -> int | None:
         """The body's house at `instant`, from the state facts that cover it."""
         for fact in self.request.facts:
@@ -370,34 +376,35 @@ class _Composer:
             text = self.say("phase", phase=self.truth.phase_at_start or "waxing_crescent") + " "
             return (text + self.say("closing", tone="flowing")).strip(), None, "flowing"
         first = [self.state(lead), *self.interpret(lead)]
-        second: list[str] = []
-        chosen = [lead]
+        told_items: list[tuple[Item, list[str]]] = []  # the supporting facts, told in time order below
+
+        def words() -> int:
+            return _words(first + [text for _, texts in told_items for text in texts])
+
+        def tell(item: Item) -> None:
+            told_items.append((item, [self.state(item), *self.interpret(item, required=False)[:1]]))
+
         moon = next((item for item in told if item.fact["kind"] in ("moon_sign", "moon_ingress")), None)
         lead_bodies = set(lead.fact.get("bodies") or [])
         for item in told[1:]:
-            if len(chosen) >= 2 or _words(first + second) > 95:
+            if told_items or words() > 95 or item.salience < 20:
                 break
-            if item is moon or set(item.fact.get("bodies") or []) == lead_bodies:
-                continue
-            if item.salience < 20:
-                break
-            second += [self.state(item), *self.interpret(item, required=False)[:1]]
-            chosen.append(item)
-        if moon is not None and moon not in chosen:
-            # The Moon's sign frames the day: it comes first among the supporting facts.
-            second = [self.state(moon), *self.interpret(moon, required=False)[:1], *second]
-            chosen.append(moon)
+            if item is not moon and set(item.fact.get("bodies") or []) != lead_bodies:
+                tell(item)
+        if moon is not None and moon is not lead and all(item is not moon for item, _ in told_items):
+            tell(moon)  # the Moon's sign frames the day
         closing = [self.say("closing", tone=lead.tone, also=self.other_tones(tone=lead.tone))]
-        if background and _words(first + second) < 165:
+        if background and words() < 165:
             closing.insert(0, self.state(background[0]))
-        if _words(first + second + closing) < STORY_WORDS[0]:
+        if words() + _words(closing) < STORY_WORDS[0]:
             closing.insert(-1, self.say("phase", required=False, phase=self.truth.phase_at_start or "waxing_crescent"))
-        for item in told:
-            if _words(first + second + closing) >= STORY_WORDS[0] + 5:
+        for item in told[1:]:
+            if words() + _words(closing) >= STORY_WORDS[0] + 5:
                 break
-            if item not in chosen:
-                second += [self.state(item), *self.interpret(item, required=False)[:1]]
-                chosen.append(item)
+            if all(item is not other for other, _ in told_items):
+                tell(item)
+        told_items.sort(key=lambda pair: self.instant_of(pair[0]))
+        second = [text for _, texts in told_items for text in texts]
         paragraphs = [" ".join(p for p in part if p) for part in (first, second, closing)]
         return "\n\n".join(p for p in paragraphs if p), lead, lead.tone
 

@@ -5,7 +5,7 @@ from datetime import time
 from django import template
 
 from accounts.scheduling import zone
-from forecasts.sending.emails.facts import fact_lines, local_time_label, reader_window
+from forecasts.sending.emails.facts import sky_lines
 from forecasts.writing.slots import fill_slots
 
 register = template.Library()
@@ -35,16 +35,9 @@ def forecast_reading(context, forecast, time_zone: str = "UTC") -> dict:
 
 @register.simple_tag
 def forecast_facts(forecast, time_zone: str = "UTC", since=None) -> list[str]:
-    """ "In the sky": what happens from `since` (a reader's delivery time; else the start of the
-    day) to the end of the forecast's date in `time_zone`, most important first, times there.
-
-    The same lines as the daily email shows (forecasts.sending.emails.facts).
-    """
-    start, end = reader_window(forecast.date, time_zone, since if isinstance(since, time) else time(0))
-    return [
-        line.render(lambda instant, nested: local_time_label(instant, time_zone, forecast.date, nested))
-        for line in fact_lines(forecast.facts, start, end)
-    ]
+    """ "In the sky": from `since` (a reader's delivery time; else the start of the day) to the
+    end of the forecast's date in `time_zone` (forecasts.sending.emails.facts.sky_lines)."""
+    return sky_lines(forecast.facts, forecast.date, time_zone, since if isinstance(since, time) else time(0))
 
 
 @register.filter

@@ -11,7 +11,7 @@ Every answer, errors included, is JSON. No cookies are read, so no CSRF applies.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import wraps
 
 from django.http import HttpRequest, JsonResponse
@@ -23,6 +23,7 @@ from accounts.cognito_tokens import SigningKeysUnavailable, TokenError, verify_a
 from accounts.models import Subscription, User
 from accounts.scheduling import known_time_zones, local_date_of, zone
 from forecasts.models import Forecast
+from forecasts.sending.emails.facts import sky_lines
 from forecasts.writing.slots import fill_slots
 from forecasts.zodiac import SIGNS_BY_SLUG
 
@@ -58,9 +59,12 @@ def api_view(*methods: str):
     return decorator
 
 
-def forecast_json(forecast: Forecast, topics: list[str] | None = None, time_zone: str = "UTC") -> dict:
+def forecast_json(
+    forecast: Forecast, topics: list[str] | None = None, time_zone: str = "UTC", since: time = time(0)
+) -> dict:
     """The public shape of a forecast, its times written in `time_zone`; `topics` limits the
-    sections to the reader's choice."""
+    sections to the reader's choice; `sky` lists what happens from `since` (the reader's delivery
+    time) to the end of their day."""
     sign = SIGNS_BY_SLUG[forecast.sign]
     local = zone(time_zone)
 
@@ -80,6 +84,7 @@ def forecast_json(forecast: Forecast, topics: list[str] | None = None, time_zone
         "sections": {topic: local_text(text) for topic, text in sections.items()},
         "do": local_text(advice.get("do")),
         "dont": local_text(advice.get("dont")),
+        "sky": sky_lines(forecast.facts, forecast.date, time_zone, since),
     }
 
 
@@ -90,7 +95,7 @@ def forecast_published(sign: str, day: date) -> Forecast | None:
     return (
         Forecast.objects.ready()
         .filter(sign=sign, date=day)
-        .only("date", "sign", "headline", "overview", "sections", "advice")
+        .only("date", "sign", "headline", "overview", "sections", "advice", "facts")
         .first()
     )
 
@@ -166,7 +171,7 @@ def my_horoscope_today(request: HttpRequest) -> JsonResponse:
     user = reader_for_claims(claims)
     if user is None:
         return never_store(error(404, "not_found", "No reader account is linked to this Cognito user."))
-    subscription = Subscription.objects.filter(user=user).only("sign", "time_zone", "topics").first()
+    subscription = Subscription.objects.filter(user=user).only("sign", "time_zone", "delivery_time", "topics").first()
     if subscription is None:
         return never_store(error(404, "not_found", "Choose your sign first: there is no subscription yet."))
     time_zone = subscription.time_zone
@@ -178,7 +183,7 @@ def my_horoscope_today(request: HttpRequest) -> JsonResponse:
     if forecast is None:
         return never_store(error(404, "not_found", "Today's forecast for your sign is not ready yet."))
     topics = subscription.topics if isinstance(subscription.topics, list) else None
-    return never_store(JsonResponse(forecast_json(forecast, topics, time_zone)))
+    return never_store(JsonResponse(forecast_json(forecast, topics, time_zone, subscription.delivery_time)))
 
 
 @api_view("GET")

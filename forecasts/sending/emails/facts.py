@@ -178,3 +178,14 @@ def local_time_label(instant: datetime, time_zone: str, local_date: date, in_par
     local = instant.astimezone(zone(time_zone))
     clock = f"{local:%H:%M}" if local.date() == local_date else f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
     return f"{clock} {time_zone} time" if in_parentheses else f"{clock} ({time_zone})"
+
+
+def sky_lines(facts, local_date: date, time_zone: str, since: time = time(0)) -> list[str]:
+    """ "In the sky" for a reader: what happens from `since` on their date to its end, most
+    important first, each time written in `time_zone` (the pages and the API; the email builds
+    the same lines once per forecast and picks them per reader)."""
+    start, end = reader_window(local_date, time_zone, since)
+    return [
+        line.render(lambda instant, nested: local_time_label(instant, time_zone, local_date, nested))
+        for line in fact_lines(facts, start, end)
+    ]

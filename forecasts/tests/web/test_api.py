@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from accounts.models import Subscription, User
 from devtools.servers import free_port, moto_server
 from forecasts.models import Forecast
+from forecasts.tests.factories import sample_facts
 from forecasts.web.api import reader_for_claims
 
 REGION = "us-east-1"
@@ -155,6 +156,7 @@ def test_valid_access_token_returns_the_readers_forecast_for_their_local_date(cl
         "sections": {"love": "Say it plainly.", "money": "Wait a day."},
         "do": "",
         "dont": "",
+        "sky": [],
     }
     assert response["Cache-Control"] == "no-store"
     assert "Authorization" in response["Vary"]
@@ -392,11 +394,17 @@ def test_sign_forecast_for_today_in_utc_is_public(client):
 @pytest.mark.django_db
 def test_time_slots_are_written_in_the_asked_zone_and_a_bad_zone_is_a_400(client):
     text = "The Moon enters Leo [[at:2026-07-01T14:10Z]], and the mood lifts."
-    forecast(sign="cancer", day=date(2026, 7, 1), overview=text, advice={"do": "Rest.", "dont": "Rush."})
+    facts = sample_facts(date(2026, 7, 1))  # the Moon enters Leo at 14:32 UTC, Venus trine Mars exact at 03:10
+    forecast(sign="cancer", day=date(2026, 7, 1), overview=text, advice={"do": "Rest.", "dont": "Rush."}, facts=facts)
 
     paris = client.get("/api/v1/signs/cancer/today", {"date": "2026-07-01", "tz": "Europe/Paris"}).json()
     assert paris["overview"] == "The Moon enters Leo at 16:10 this afternoon, and the mood lifts."
     assert (paris["time_zone"], paris["do"], paris["dont"]) == ("Europe/Paris", "Rest.", "Rush.")
+    # In the sky: the visitor's whole local day (Paris: 22:00 UTC the day before to 22:00 UTC).
+    assert "The Moon enters Leo, your 5th house (romance), at 16:32 (Europe/Paris)." in paris["sky"]
+    assert any(line.startswith("Venus trine Mars (exact at 05:10") for line in paris["sky"])
+    la = client.get("/api/v1/signs/cancer/today", {"date": "2026-07-01", "tz": "America/Los_Angeles"}).json()
+    assert not any(line.startswith("Venus trine Mars") for line in la["sky"])  # 20:10 the day before there
     utc = client.get("/api/v1/signs/cancer/today", {"date": "2026-07-01"}).json()
     assert utc["overview"] == "The Moon enters Leo at 14:10 UTC, and the mood lifts."  # no zone given: named
 

@@ -408,7 +408,7 @@ class _Composer:
         paragraphs = [" ".join(p for p in part if p) for part in (first, second, closing)]
         return "\n\n".join(p for p in paragraphs if p), lead, lead.tone
 
-    def note(self, topic: str, items: list[Item], tone: str) -> str:
+    def note(self, topic: str, tone: str) -> str:
         """A short note on one topic: what the day's sky means for that part of life, and one step."""
         parts = []
         areas = TOPIC_AREAS[topic]
@@ -450,7 +450,7 @@ class _Composer:
     def write(self) -> Draft:
         items = self.items()
         story, lead, tone = self.story(items)
-        sections = {topic: self.note(topic, items, tone) for topic in TOPICS}
+        sections = {topic: self.note(topic, tone) for topic in TOPICS}
         advice = {
             "do": self.say("do", tone=tone, also=self.other_tones(tone=tone)),
             "dont": self.say("dont", tone=tone, also=self.other_tones(tone=tone)),

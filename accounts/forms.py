@@ -5,55 +5,27 @@ next to its field, never as an exception.
 """
 
 from datetime import date
-from functools import lru_cache
 
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 from django.utils import timezone
 
+from accounts.fields import TimeZoneField
 from accounts.models import Subscription, User, all_topics
-from accounts.scheduling import DEFAULT_DELIVERY_TIME, known_time_zones
+from accounts.scheduling import DEFAULT_DELIVERY_TIME
 from accounts.signs import sun_sign_options
 from forecasts.topics import TOPIC_CHOICES
 from forecasts.zodiac import SIGN_CHOICES, SIGNS_BY_SLUG
 
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 
-DELIVERY_RULE_HELP = (
-    "Your local time, every day. When clocks go forward and your time does not exist that day "
-    "(say 02:30 when 02:00 jumps to 03:00), the email comes as if the clocks had not changed yet: "
-    "at 03:30. When clocks go back and your time happens twice, it comes the first time, and only once."
-)
-
-
-@lru_cache(maxsize=1)
-def time_zone_choices() -> list[tuple[str, str]]:
-    return [(name, name.replace("_", " ")) for name in sorted(known_time_zones())]
+# One line on the form; the page explains what happens when the clocks change.
+DELIVERY_TIME_HELP = "Your local time, every day; it follows daylight saving."
 
 
 def sign_label(slug: str) -> str:
     sign = SIGNS_BY_SLUG[slug]
     return f"{sign.name} ({sign.dates})"
-
-
-class TimeZoneField(forms.ChoiceField):
-    """An IANA zone from the list; the page's script suggests the browser's zone."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("label", "Time zone")
-        kwargs.setdefault("help_text", "Where you read your email. We use it to send at your local time.")
-        super().__init__(
-            choices=time_zone_choices,
-            error_messages={
-                "required": "Choose your time zone.",
-                # The submitted value is not echoed: it may be anything, of any size.
-                "invalid_choice": "Choose a time zone from the list, such as Europe/Paris or America/New_York.",
-            },
-            **kwargs,
-        )
-
-    def widget_attrs(self, widget):
-        return {**super().widget_attrs(widget), "data-timezone-select": ""}
 
 
 class PreferenceFields(forms.Form):
@@ -78,7 +50,7 @@ class PreferenceFields(forms.Form):
         label="Delivery time",
         initial=DEFAULT_DELIVERY_TIME,
         widget=forms.TimeInput(attrs={"type": "time", "step": 60}, format="%H:%M"),
-        help_text=DELIVERY_RULE_HELP,
+        help_text=DELIVERY_TIME_HELP,
         error_messages={
             "required": "Choose a time, such as 06:00.",
             "invalid": "Enter a time as HH:MM, such as 06:00.",
@@ -86,6 +58,10 @@ class PreferenceFields(forms.Form):
     )
 
     cusp_options: tuple = ()
+
+    def is_valid(self) -> bool:
+        """Valid only once the sign is known: a cusp date waits for the reader's choice."""
+        return super().is_valid() and not self.cusp_options
 
     def clean_birth_date(self):
         value = self.cleaned_data.get("birth_date")
@@ -114,16 +90,17 @@ class PreferenceFields(forms.Form):
         if len(options) == 1:
             cleaned_data["sign"] = options[0].slug
             return cleaned_data
+        # Not an error: a question with exactly the two possible signs, asked on the next round.
         self.cusp_options = options
         first, second = options
-        # Offer exactly the two possible signs on the next round.
         field = self.fields["sign"]
         field.widget = forms.RadioSelect(attrs={"class": "choice-list"})
         field.choices = [(sign.slug, sign_label(sign.slug)) for sign in options]
-        self.add_error(
-            "sign",
-            f"{birth_date.day} {birth_date:%B} is on the cusp of {first.name} and {second.name}: the Sun changes sign "
-            "around that day at a different hour each year. Choose the sign that is yours.",
+        bound = self["sign"]  # made while cleaning: it keeps its own label and help
+        field.label = bound.label = f"{first.name} or {second.name}?"
+        field.help_text = bound.help_text = (
+            f"{birth_date.day} {birth_date:%B} is on the cusp of {first.name} and {second.name}: the Sun changes "
+            "sign around that day at a different hour each year. Choose the sign that is yours."
         )
         return cleaned_data
 
@@ -192,15 +169,32 @@ class PreferencesForm(PreferenceFields):
 
 
 class SignupForm(AllauthSignupForm, PreferenceFields):
-    """allauth's sign-up form plus what the daily email needs: the subscription starts pending."""
+    """allauth's sign-up form plus what the daily email needs: the subscription starts pending.
 
-    field_order = ["email", "password1", "password2", "sign", "birth_date", "time_zone", "delivery_time"]
+    Short enough for one phone screen: one password box, no help paragraphs, the sign or the
+    birth date side by side, the time zone by city.
+    """
+
+    field_order = ["email", "password1", "sign", "birth_date", "time_zone", "delivery_time"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["password1"].help_text = "At least 8 characters, not only digits."
+        self.fields["sign"].label = "Your sun sign"
+        self.fields["sign"].choices = [("", "I don't know"), *self.fields["sign"].choices[1:]]
+        self.fields["birth_date"].label = "Or your birth date"
+        for name in ("sign", "birth_date", "time_zone", "delivery_time"):
+            self.fields[name].help_text = ""
         if not self.is_bound:
+            # Only a new, empty form takes the browser's zone (js/timezone.js).
             self.fields["time_zone"].widget.attrs["data-timezone-suggest"] = ""
-            self.initial.setdefault("time_zone", "UTC")
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        if self.cusp_options and not self.errors:
+            # The page comes back only to ask which sign: keep the password the reader typed.
+            self.fields["password1"].widget.render_value = True
+        return valid
 
     def clean(self):
         return self.clean_preferences(super().clean())

@@ -10,6 +10,7 @@ def site(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     return {
         "COGNITO_ENABLED": settings.COGNITO_ENABLED,
+        "CONTACT_EMAIL": settings.CONTACT_EMAIL,
         "OUTBOX_ENABLED": outbox,
         # Who may open /outbox/ (forecasts/web/outbox_views.py): anyone in development, else staff.
         "OUTBOX_VISIBLE": outbox and (settings.DEBUG or bool(user and user.is_staff)),

@@ -6,6 +6,7 @@ broker, a local email outbox), so `make run` needs no account anywhere. Set
 instead. Every variable is listed with one line in `.env.example`.
 """
 
+from email.utils import parseaddr
 from pathlib import Path
 
 import botocore.config
@@ -134,7 +135,7 @@ LOGIN_REDIRECT_URL = "portal:dashboard"
 
 # allauth: local accounts are the embedded default; Cognito is switched on by settings.
 ACCOUNT_LOGIN_METHODS = {"email"}
-ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]  # one password box: sign-up fits a phone screen
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
@@ -145,6 +146,7 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "Daily Horoscope: "
 # Sign-up also asks for the sign and time zone; the subscription starts pending (accounts.forms).
 ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"  # confirming a new address logs the reader in
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
@@ -209,6 +211,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="forecasts.sending.outbox.Outbo
 EMAIL_OUTBOX_DIR = Path(env.str("EMAIL_OUTBOX_DIR", default=str(VAR_DIR / "outbox")))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Daily Horoscope <horoscope@localhost>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Where readers write to a person (About, Privacy, Terms and the footer show it); by default
+# the sender's address, which must then be read by someone.
+CONTACT_EMAIL = env.str("CONTACT_EMAIL", default="") or parseaddr(DEFAULT_FROM_EMAIL)[1]
 require(
     not PRODUCTION or "localhost" not in DEFAULT_FROM_EMAIL,
     "DEFAULT_FROM_EMAIL must be a real, SES-verified sender when DJANGO_ENV=production",

@@ -94,7 +94,7 @@ def test_neither_sign_nor_birth_date_asks_for_one(reader_client):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("time_zone", "Mars/Olympus_Mons", "Choose a time zone from the list"),
+        ("time_zone", "Mars/Olympus_Mons", "We do not know that time zone"),
         ("time_zone", "", "Choose your time zone."),
         ("delivery_time", "25:61", "Enter a time as HH:MM"),
         ("birth_date", "1990-02-30", "Enter a date as YYYY-MM-DD"),
@@ -229,8 +229,7 @@ def test_the_preferences_page_never_answers_500(
 def test_the_sign_up_page_never_answers_500(client, sign, birth_date, time_zone, delivery_time, email):
     data = {
         "email": email,
-        "password1": "Orion's belt 42",
-        "password2": "a different one",
+        "password1": "12345678",
         "sign": sign,
         "birth_date": birth_date,
         "time_zone": time_zone,
@@ -238,7 +237,7 @@ def test_the_sign_up_page_never_answers_500(client, sign, birth_date, time_zone,
     }
     cache.clear()  # sign-ups are rate limited per IP; this test is about input, not about the limit
     response = client.post("/accounts/signup/", data)
-    assert response.status_code == 200  # the passwords differ, so it always comes back with errors
+    assert response.status_code == 200  # an all-digit password is refused, so it always comes back with errors
     html = response.content.decode()
     for name in response.context["form"].errors:
         assert re.search(rf"field-{name} has-error", html), name

@@ -1,6 +1,7 @@
 """Local accounts through allauth: sign-up with preferences, mandatory verification, rate limits, looks."""
 
 import re
+from html import escape
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -17,7 +18,6 @@ def signup_data(**overrides) -> dict:
     data = {
         "email": "new.reader@example.test",
         "password1": PASSWORD,
-        "password2": PASSWORD,
         "sign": "",
         "birth_date": "1987-08-05",
         "time_zone": "Asia/Tokyo",
@@ -70,24 +70,54 @@ def test_sign_up_starts_a_pending_subscription_that_the_verification_link_confir
     assert client.get("/portal/").status_code == 200  # and now logged in
 
 
-def test_sign_up_on_a_cusp_date_offers_the_choice(client):
+def test_sign_up_on_a_cusp_date_asks_which_sign_and_keeps_everything_typed(client):
     response = client.post("/accounts/signup/", signup_data(birth_date="1987-08-22"))
     assert response.status_code == 200
     html = response.content.decode()
     assert "22 August is on the cusp of Leo and Virgo" in html
     assert 'type="radio" name="sign" value="leo"' in html and 'type="radio" name="sign" value="virgo"' in html
+    # A question, not an error: no error styling, nothing typed is lost (the password too).
+    assert "has-error" not in html and "errorlist" not in html
+    assert re.search(r'class="field field-sign is-question".*?Leo or Virgo\?', html, re.S)
+    assert 'value="new.reader@example.test"' in html and 'value="1987-08-22"' in html
+    assert f'name="password1" value="{escape(PASSWORD)}"' in html
     assert not User.objects.exists()
     client.post("/accounts/signup/", signup_data(birth_date="1987-08-22", sign="virgo"))
     assert User.objects.get().subscription.sign == "virgo"
 
 
+def test_a_password_is_never_sent_back_with_an_error(client):
+    response = client.post("/accounts/signup/", signup_data(email="not an address", birth_date="1987-08-22"))
+    assert PASSWORD not in response.content.decode() and escape(PASSWORD) not in response.content.decode()
+
+
 def test_sign_up_errors_are_shown_next_to_their_fields(client):
-    response = client.post("/accounts/signup/", signup_data(time_zone="Nowhere/Special", password2="different"))
+    response = client.post("/accounts/signup/", signup_data(time_zone="Nowhere/Special", password1="12345678"))
     html = response.content.decode()
     assert response.status_code == 200
-    assert re.search(r"field-time_zone has-error.*?Choose a time zone from the list", html, re.S)
-    assert re.search(r"field-password2 has-error.*?same password", html, re.S)
+    assert re.search(r"field-time_zone has-error.*?We do not know that time zone", html, re.S)
+    assert re.search(r"field-password1 has-error.*?entirely numeric", html, re.S)
     assert not User.objects.exists()
+
+
+def test_the_time_zone_is_found_by_city_and_stored_as_its_iana_name(client):
+    response = client.post("/accounts/signup/", signup_data(time_zone="new york"))
+    assert response.status_code == 302
+    assert User.objects.get().subscription.time_zone == "America/New_York"
+
+
+def test_the_sign_up_page_fits_a_phone_one_password_and_no_paragraphs(client):
+    html = client.get("/accounts/signup/").content.decode()
+    assert 'name="password2"' not in html
+    assert "clocks" not in html  # the daylight-saving rule lives on the preferences page
+    assert 'href="/terms/"' in html and 'href="/privacy/"' in html
+
+
+def test_the_sign_up_page_takes_a_sign_from_the_link(client):
+    html = client.get("/accounts/signup/?sign=aries").content.decode()
+    assert '<option value="aries" selected>' in html
+    html = client.get("/accounts/signup/?sign=ophiuchus").content.decode()
+    assert '<option value="" selected>' in html  # an unknown sign is ignored
 
 
 def test_login_is_locked_after_repeated_wrong_passwords(client):
@@ -185,3 +215,36 @@ def test_cognito_urls_answer_404_while_cognito_is_switched_off(client):
     for url in ("/accounts/amazon-cognito/login/", "/accounts/amazon-cognito/login/callback/?code=x&state=y"):
         assert client.get(url).status_code == 404
     assert client.post("/accounts/amazon-cognito/login/").status_code in (403, 404)
+
+
+def test_confirming_in_another_browser_logs_in_once_and_lands_on_the_dashboard(client, mailoutbox):
+    from django.test import Client
+
+    client.post("/accounts/signup/", signup_data())
+    link = link_in(mailoutbox[-1], r"http://testserver/accounts/confirm-email/[^/\s]+/")
+
+    phone = Client()  # the reader opens the email on another device: no sign-up session there
+    response = phone.post(link)
+    assert response.status_code == 302 and response["Location"] == "/portal/"
+    assert phone.get("/portal/").status_code == 200
+    assert User.objects.get().subscription.status == "active"
+
+    # The link logs in only while it confirms: once the address is confirmed, it no longer does.
+    stranger = Client()
+    assert stranger.post(link).status_code == 404  # allauth: a confirmed address has no pending link
+    assert "_auth_user_id" not in stranger.session
+
+
+def test_an_account_with_a_second_factor_is_not_logged_in_by_the_link(client, mailoutbox):
+    from allauth.mfa.models import Authenticator
+    from django.test import Client
+
+    client.post("/accounts/signup/", signup_data())
+    user = User.objects.get()
+    Authenticator.objects.create(user=user, type=Authenticator.Type.TOTP, data={"secret": "not used here"})
+    link = link_in(mailoutbox[-1], r"http://testserver/accounts/confirm-email/[^/\s]+/")
+    other = Client()
+    response = other.post(link)
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert "_auth_user_id" not in other.session
+    assert EmailAddress.objects.get(user=user).verified

@@ -1,29 +1,32 @@
-// Suggest the browser's time zone on forms that ask for one (progressive enhancement: the
-// select works without it). Only selects marked data-timezone-suggest are changed, and only
-// when the browser's zone is one of the offered choices.
+// The time-zone box (accounts/fields.py): a text input with a <datalist> of "City (UTC+h)"
+// labels, which works without this script. The script only helps: on a new form it fills in
+// the browser's own zone, and it selects the text on focus so typing a city replaces it.
 (function () {
   "use strict";
-  var zone;
+  var inputs = document.querySelectorAll("input[data-timezone-input]");
+  var zone = "";
   try {
-    zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
   } catch (error) {
-    return;
+    zone = "";
   }
-  if (!zone) {
-    return;
-  }
-  var selects = document.querySelectorAll("select[data-timezone-suggest]");
-  Array.prototype.forEach.call(selects, function (select) {
-    var option = Array.prototype.find.call(select.options, function (candidate) {
-      return candidate.value === zone;
+  Array.prototype.forEach.call(inputs, function (input) {
+    input.addEventListener("focus", function () {
+      input.select();
     });
-    if (!option || select.value === zone) {
+    if (!zone || !input.hasAttribute("data-timezone-suggest") || !input.list) {
       return;
     }
-    select.value = zone;
+    var option = Array.prototype.find.call(input.list.options, function (candidate) {
+      return candidate.getAttribute("data-zone") === zone;
+    });
+    if (!option || input.value === option.value) {
+      return;
+    }
+    input.value = option.value;
     var note = document.createElement("span");
     note.className = "helptext timezone-note";
-    note.textContent = "Suggested from your browser: " + option.textContent + ".";
-    select.insertAdjacentElement("afterend", note);
+    note.textContent = "Suggested from your browser. Type another city to change it.";
+    input.insertAdjacentElement("afterend", note);
   });
 })();

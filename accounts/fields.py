@@ -11,7 +11,7 @@ from django import forms
 from django.utils.html import format_html, format_html_join
 
 from accounts.scheduling import known_time_zones
-from accounts.time_zones import zone_choices, zone_from_text, zone_label
+from accounts.time_zones import zone_aliases, zone_choices, zone_from_text, zone_label
 
 
 class TimeZoneInput(forms.TextInput):
@@ -38,11 +38,19 @@ class TimeZoneInput(forms.TextInput):
     def render(self, name, value, attrs=None, renderer=None):
         box = super().render(name, value, attrs, renderer)
         now = datetime.now(UTC)  # offsets as the clocks show them today
+        aliases: dict[str, list[str]] = {}
+        for alias, listed in zone_aliases().items():
+            aliases.setdefault(listed, []).append(alias)
         options = format_html_join(
             "",
-            '<option value="{}" data-zone="{}">{}</option>',
+            '<option value="{}" data-zone="{}" data-aliases="{}">{}</option>',
             (
-                (zone_label(choice.name, now), choice.name, choice.country or "Coordinated Universal Time")
+                (
+                    zone_label(choice.name, now),
+                    choice.name,
+                    " ".join(sorted(aliases.get(choice.name, []))),
+                    choice.country or "Coordinated Universal Time",
+                )
                 for choice in zone_choices()
             ),
         )

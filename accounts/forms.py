@@ -182,7 +182,8 @@ class SignupForm(AllauthSignupForm, PreferenceFields):
         self.fields["password1"].help_text = "At least 8 characters, not only digits."
         self.fields["sign"].label = "Your sun sign"
         self.fields["sign"].choices = [("", "I don't know"), *self.fields["sign"].choices[1:]]
-        self.fields["birth_date"].label = "Or your birth date"
+        self.fields["birth_date"].label = "Or birth date"
+        self.fields["delivery_time"].label = "Arrives at"
         for name in ("sign", "birth_date", "time_zone", "delivery_time"):
             self.fields[name].help_text = ""
         if not self.is_bound:

@@ -70,6 +70,18 @@ def _choices_by_name() -> dict[str, ZoneChoice]:
     return {choice.name: choice for choice in zone_choices()}
 
 
+@lru_cache(maxsize=1)
+def zone_aliases() -> dict[str, str]:
+    """Other names of listed zones, to the listed name: Asia/Calcutta -> Asia/Kolkata, US/Eastern -> ...
+
+    Browsers report some zones by their older name (Chromium says Asia/Calcutta).
+    """
+    text = (files("tzdata.zoneinfo") / "tzdata.zi").read_text(encoding="utf-8")
+    links = (line.split() for line in text.splitlines() if line.startswith("L "))
+    listed, known = _choices_by_name(), known_time_zones()
+    return {alias: target for _, target, alias in links if target in listed and alias in known and alias not in listed}
+
+
 def _key(text: str) -> str:
     return " ".join(text.replace("_", " ").casefold().split())
 
@@ -82,7 +94,7 @@ def _names_by_key() -> dict[str, str]:
         by_country.setdefault(_key(choice.country), []).append(choice.name)
     names = {key: zones[0] for key, zones in by_country.items() if key and len(zones) == 1}
     names.update({_key(choice.city): choice.name for choice in zone_choices()})
-    names.update({_key(name): name for name in known_time_zones()})
+    names.update({_key(name): zone_aliases().get(name, name) for name in known_time_zones()})
     return names
 
 
@@ -92,15 +104,15 @@ _OFFSET_SUFFIX = re.compile(r"\s*\((?:UTC|GMT)[^)]*\)\s*$", re.I)
 def zone_from_text(text: str) -> str | None:
     """The zone a person typed or picked, or None.
 
-    Takes an IANA name ("America/New_York"), a label from the list ("New York (UTC-5)", any
-    offset: the one shown may have changed since), a city ("new york"), "City, Country", or a
-    country with a single zone ("Japan").
+    Takes an IANA name ("America/New_York"; an alias gives the listed name), a label from the
+    list ("New York (UTC-5)", any offset: the one shown may have changed since), a city
+    ("new york"), "City, Country", or a country with a single zone ("Japan").
     """
     text = text.strip()
     if not text or len(text) > MAX_TYPED_LENGTH:
         return None
     if text in known_time_zones():
-        return text
+        return zone_aliases().get(text, text)
     text = _OFFSET_SUFFIX.sub("", text)
     names = _names_by_key()
     for candidate in (text, text.split(",", 1)[0]):

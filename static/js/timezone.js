@@ -18,7 +18,8 @@
       return;
     }
     var option = Array.prototype.find.call(input.list.options, function (candidate) {
-      return candidate.getAttribute("data-zone") === zone;
+      var aliases = (candidate.getAttribute("data-aliases") || "").split(" ");
+      return candidate.getAttribute("data-zone") === zone || aliases.indexOf(zone) !== -1;
     });
     if (!option || input.value === option.value) {
       return;
@@ -26,7 +27,7 @@
     input.value = option.value;
     var note = document.createElement("span");
     note.className = "helptext timezone-note";
-    note.textContent = "Suggested from your browser. Type another city to change it.";
+    note.textContent = "Suggested from your browser.";
     input.insertAdjacentElement("afterend", note);
   });
 })();

@@ -6,6 +6,7 @@ browser's zone on a new form.
 """
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from django import forms
 from django.utils.html import format_html, format_html_join
@@ -37,25 +38,35 @@ class TimeZoneInput(forms.TextInput):
 
     def render(self, name, value, attrs=None, renderer=None):
         box = super().render(name, value, attrs, renderer)
-        now = datetime.now(UTC)  # offsets as the clocks show them today
-        aliases: dict[str, list[str]] = {}
-        for alias, listed in zone_aliases().items():
-            aliases.setdefault(listed, []).append(alias)
-        options = format_html_join(
-            "",
-            '<option value="{}" data-zone="{}" data-aliases="{}">{}</option>',
-            (
-                (
-                    zone_label(choice.name, now),
-                    choice.name,
-                    " ".join(sorted(aliases.get(choice.name, []))),
-                    choice.country or "Coordinated Universal Time",
-                )
-                for choice in zone_choices()
-            ),
-        )
         list_id = self.list_id((attrs or {}).get("id") or self.attrs.get("id") or name)
-        return format_html('{}<datalist id="{}">{}</datalist>', box, list_id, options)
+        return format_html('{}<datalist id="{}">{}</datalist>', box, list_id, datalist_options(_quarter_hour()))
+
+
+def _quarter_hour() -> datetime:
+    """Now, to the quarter hour: clocks change on one, so the list is built once per quarter."""
+    now = datetime.now(UTC)
+    return now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+
+
+@lru_cache(maxsize=2)
+def datalist_options(now: datetime) -> str:
+    """The <option>s of every listed zone: label with today's offset, IANA name, aliases, country."""
+    aliases: dict[str, list[str]] = {}
+    for alias, listed in zone_aliases().items():
+        aliases.setdefault(listed, []).append(alias)
+    return format_html_join(
+        "",
+        '<option value="{}" data-zone="{}" data-aliases="{}">{}</option>',
+        (
+            (
+                zone_label(choice.name, now),
+                choice.name,
+                " ".join(sorted(aliases.get(choice.name, []))),
+                choice.country or "Coordinated Universal Time",
+            )
+            for choice in zone_choices()
+        ),
+    )
 
 
 class TimeZoneField(forms.CharField):

@@ -7,6 +7,7 @@ next to its field, never as an exception.
 from datetime import date
 
 from allauth.account.forms import SignupForm as AllauthSignupForm
+from allauth.core import context as allauth_context
 from django import forms
 from django.utils import timezone
 
@@ -189,6 +190,11 @@ class SignupForm(AllauthSignupForm, PreferenceFields):
         if not self.is_bound:
             # Only a new, empty form takes the browser's zone (js/timezone.js).
             self.fields["time_zone"].widget.attrs["data-timezone-suggest"] = ""
+            # A sign page links here with ?sign=aries; allauth's middleware keeps the request.
+            request = allauth_context.request
+            sign = request.GET.get("sign", "") if request is not None else ""
+            if sign in SIGNS_BY_SLUG:  # anything else is ignored: the reader picks on the page
+                self.initial["sign"] = sign
 
     def is_valid(self) -> bool:
         valid = super().is_valid()

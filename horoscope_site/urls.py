@@ -2,7 +2,6 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts.views_signup import signup
 from horoscope_site import pages
 from horoscope_site.health import healthz
 
@@ -16,7 +15,6 @@ urlpatterns = [
     path("privacy/", pages.privacy, name="privacy"),
     path("terms/", pages.terms, name="terms"),
     path("admin/", admin.site.urls),
-    path("accounts/signup/", signup, name="account_signup"),  # takes ?sign= (accounts/views_signup.py)
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("forecasts.web.urls_api")),
     path("portal/", include("accounts.urls")),

@@ -232,6 +232,7 @@ def test_confirming_in_another_browser_logs_in_once_and_lands_on_the_dashboard(c
     # The link logs in only while it confirms: once the address is confirmed, it no longer does.
     stranger = Client()
     assert stranger.post(link).status_code == 404  # allauth: a confirmed address has no pending link
+    assert "has been used already" in stranger.get(link).content.decode()
     assert "_auth_user_id" not in stranger.session
 
 

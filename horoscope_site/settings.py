@@ -15,6 +15,7 @@ from horoscope_site.config import (
     ConfigError,
     celery_broker_options,
     database_from_url,
+    development_site_url,
     require,
 )
 from horoscope_site.secrets import load_secrets
@@ -54,8 +55,9 @@ ALLOWED_HOSTS = env.list(
 require(not PRODUCTION or ALLOWED_HOSTS, "ALLOWED_HOSTS is required when DJANGO_ENV=production")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
-# The absolute https URL the site is reached at; emails link to it.
-SITE_URL = env.str("SITE_URL", default="" if PRODUCTION else "http://localhost:" + env.str("PORT", default="8000"))
+# The absolute https URL the site is reached at; emails link to it. In development `make run`
+# records the address it serves on, so web, worker, beat and commands run by hand all agree.
+SITE_URL = env.str("SITE_URL", default="" if PRODUCTION else development_site_url(VAR_DIR, DJANGO_ENV))
 require(
     not PRODUCTION or SITE_URL.startswith("https://"), "SITE_URL must be an https:// URL when DJANGO_ENV=production"
 )

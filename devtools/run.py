@@ -270,10 +270,14 @@ def main() -> int:
         else:
             stack.say("Stopping the web server, worker and beat...")
         statuses = stack.stop(hurry)
-        if ended is None and all(status in STOPPED_BY_US for status in statuses.values()):
-            stack.say("Stopped.")
-            return 0
-        return 1
+        failed = {name: status for name, status in statuses.items() if status not in STOPPED_BY_US}
+        for name, status in failed.items():
+            if not ended or name != ended[0]:
+                stack.say(f"{name} ended with exit status {status}.")
+        if ended or failed:
+            return 1
+        stack.say("Stopped.")
+        return 0
     finally:
         give_back()
 

@@ -125,11 +125,12 @@ def test_make_run_banner_last_quiet_and_one_ctrl_c_stops_everything_with_exit_0(
         assert f"Daily Horoscope is running: {base}/" in terminal.output
         assert f"{base}/outbox/" in terminal.output and f"{base}/admin/" in terminal.output
         # Nothing repeats every minute: a minute on, the banner is still the last thing printed
-        # (the one request above logs its line, once).
+        # but for the request above (and, on a slow machine, the script's own check of /healthz).
         time.sleep(QUIET_CHECK_S)
         after_banner = terminal.output[banner_at:].splitlines()
         request_lines = [line for line in after_banner if "web.1" in line]
-        assert len(request_lines) == 1 and '"GET /healthz HTTP/1.1" 200' in request_lines[0], after_banner
+        assert 1 <= len(request_lines) <= 2, after_banner
+        assert all('"GET /healthz HTTP/1.1" 200' in line for line in request_lines), after_banner
         others = [line for line in after_banner if "web.1" not in line]
         assert others[-2:] == ["  Press Ctrl-C to stop the web server, worker and beat.", ""], after_banner
         assert not any(re.match(r"\d\d:\d\d:\d\d (worker|beat)", line) for line in after_banner), after_banner

@@ -3,7 +3,7 @@
 The processes are the Procfile's, started with the commands and environment `honcho start` gives
 them (honcho's own parser; PORT = base + 100 for each process), plus one SITE_URL for all of
 them, also recorded in VAR_DIR for commands run later by hand. Not `honcho start` itself: it
-reports every child stopped by its SIGTERM as a failure and exits 130 on Ctrl-C. Here the banner
+reports each child its SIGTERM stopped as a failure and exits 130 on Ctrl-C. Here the banner
 comes last, once the web answers and a worker is alive, and one Ctrl-C stops everything, exit 0.
 """
 
@@ -27,7 +27,7 @@ from honcho.environ import expand_processes, parse_procfile
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 180  # the banner shows anyway after this, saying what is not up
 QUIET_BEFORE_BANNER_S = 1.0  # so start-up lines still in flight do not print under the banner
-STOP_TIMEOUT_S = 15  # a process still running this long after SIGTERM is killed
+STOP_TIMEOUT_S = 15  # a process still running this long after being asked to stop is killed
 STOPPED_BY_US = {0, -signal.SIGINT, 128 + signal.SIGINT}  # the shell may report either
 
 

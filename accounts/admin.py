@@ -5,6 +5,7 @@ from django.http import HttpRequest
 
 from accounts import services
 from accounts.models import Subscription, User
+from horoscope_site.json_input import JSON_INPUT_ADMIN_FIELDS
 
 # Status and its timestamps change only through the actions (services), never by editing.
 SUBSCRIPTION_READONLY = [
@@ -24,6 +25,7 @@ class SubscriptionInline(admin.StackedInline):
     can_delete = False
     extra = 0
     max_num = 1
+    formfield_overrides = JSON_INPUT_ADMIN_FIELDS
     fields = ["sign", "time_zone", "delivery_time", "topics", *SUBSCRIPTION_READONLY]
     readonly_fields = SUBSCRIPTION_READONLY
 
@@ -106,6 +108,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     search_fields = ["user__email"]
     readonly_fields = SUBSCRIPTION_READONLY
+    formfield_overrides = JSON_INPUT_ADMIN_FIELDS
     raw_id_fields = ["user"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]

@@ -17,6 +17,7 @@ from horoscope_site.config import (
     database_from_url,
     require,
 )
+from horoscope_site.production import DEVELOPMENT_SECRET_KEY, production_problems
 from horoscope_site.secrets import load_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -46,7 +47,7 @@ SECRET_KEY = SECRETS.get("DJANGO_SECRET_KEY") or ""
 SECRET_KEY_FALLBACKS = (SECRETS.get("DJANGO_SECRET_KEY_FALLBACKS") or "").split()
 if not SECRET_KEY:
     require(not PRODUCTION, "DJANGO_SECRET_KEY is required when DJANGO_ENV=production")
-    SECRET_KEY = "insecure-development-key-never-used-in-production"  # noqa: S105
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
 
 ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=[] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
@@ -353,6 +354,11 @@ DEFAULT_EXCEPTION_REPORTER = "horoscope_site.security.SecretsMaskingReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "horoscope_site.security.SecretsCleansingFilter"
 # Staff must use a second factor (TOTP) in the session before the admin opens.
 ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=PRODUCTION)
+# Load balancers in front of the site (an ALB is 1): allauth takes the reader's address from
+# X-Forwarded-For that many entries from the right, so each address has its own login limits.
+# Production already trusts the proxy's X-Forwarded-Proto, so it assumes one proxy by default.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if PRODUCTION else 0)
+require(ALLAUTH_TRUSTED_PROXY_COUNT >= 0, "TRUSTED_PROXY_COUNT must be 0 or more")
 
 LOGGING = {
     "version": 1,
@@ -368,3 +374,18 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# Production stops at start on anything that would silently lose mail, split the rate limits or
+# weaken signatures (horoscope_site/production.py), every problem on its own line.
+ALLOW_SQLITE_IN_PRODUCTION = env.bool("ALLOW_SQLITE_IN_PRODUCTION", default=False)
+if PRODUCTION and (
+    unsafe := production_problems(
+        secret_key=SECRET_KEY,
+        email_backend=EMAIL_BACKEND,
+        database_engine=DATABASES["default"]["ENGINE"],
+        broker_url=CELERY_BROKER_URL,
+        cache_backend=CACHES["default"]["BACKEND"],
+        allow_sqlite=ALLOW_SQLITE_IN_PRODUCTION,
+    )
+):
+    raise ConfigError("\n".join(unsafe))

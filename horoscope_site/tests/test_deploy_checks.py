@@ -29,6 +29,11 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "horoscope.example.com",
     "SITE_URL": "https://horoscope.example.com",
     "DEFAULT_FROM_EMAIL": "Daily Horoscope <daily@horoscope.example.com>",
+    # Shared services, as production requires (horoscope_site/production.py); nothing connects to them.
+    "DATABASE_URL": "postgres://horoscope@db.internal:5432/horoscope",
+    "CELERY_BROKER_URL": "redis://cache.internal:6379/1",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "EMAIL_BACKEND": "django_ses.SESBackend",
 }
 
 

@@ -63,6 +63,8 @@ require(
 SITE_URL = SITE_URL.rstrip("/")
 
 INSTALLED_APPS = [
+    # First, so its createsuperuser (which also prints the staff two-factor set-up link) wins.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -78,7 +80,6 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "allauth.usersessions",
     "django_celery_beat",
-    "accounts",
     "forecasts",
 ]
 
@@ -146,6 +147,7 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "Daily Horoscope: "
 # Sign-up also asks for the sign and time zone; the subscription starts pending (accounts.forms).
 ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
@@ -354,6 +356,10 @@ DEFAULT_EXCEPTION_REPORTER = "horoscope_site.security.SecretsMaskingReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "horoscope_site.security.SecretsCleansingFilter"
 # Staff must use a second factor (TOTP) in the session before the admin opens.
 ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=PRODUCTION)
+# Staff add their first authenticator through a one-time link (accounts/staff_mfa.py): how long the
+# link lasts, and how long a session that opened it may take to finish.
+STAFF_MFA_LINK_HOURS = env.int("STAFF_MFA_LINK_HOURS", default=24)
+STAFF_MFA_GRANT_MINUTES = env.int("STAFF_MFA_GRANT_MINUTES", default=30)
 # Load balancers in front of the site (an ALB is 1): allauth takes the reader's address from
 # X-Forwarded-For that many entries from the right, so each address has its own login limits.
 # Production already trusts the proxy's X-Forwarded-Proto, so it assumes one proxy by default.

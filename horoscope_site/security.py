@@ -93,8 +93,9 @@ class AdminMFAMiddleware:
             return None  # readers are never asked; the admin sends visitors to its login page itself
         from accounts import staff_mfa
 
-        has_factor = staff_mfa.staff_has_second_factor(user)
-        if match.url_name in FIRST_FACTOR_VIEWS and not has_factor and not staff_mfa.session_may_enrol(request):
+        if match.url_name in FIRST_FACTOR_VIEWS:
+            if staff_mfa.staff_has_second_factor(user) or staff_mfa.session_may_enrol(request):
+                return None
             messages.info(request, "Staff set up two-factor sign-in with a one-time link; here is how to get one.")
             return HttpResponseRedirect(reverse("staff:home"))
         if not getattr(settings, "ADMIN_REQUIRE_MFA", False):
@@ -105,7 +106,7 @@ class AdminMFAMiddleware:
         if not staff_page or has_mfa_session(request):
             return None
         query = urlencode({"next": request.get_full_path()})
-        if not has_factor:
+        if not staff_mfa.staff_has_second_factor(user):
             return HttpResponseRedirect(f"{reverse('staff:home')}?{query}")
         messages.info(request, "Enter a code from your authenticator app to open the admin.")
         return HttpResponseRedirect(f"{reverse('mfa_reauthenticate')}?{query}")

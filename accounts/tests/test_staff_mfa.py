@@ -228,3 +228,27 @@ def test_staff_mfa_link_command_prints_a_link_or_says_why_not_in_one_line():
 
     call_command("staff_mfa_link", member.email, "--send", stdout=io.StringIO())
     assert mail.outbox[0].to == [member.email]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/admin/", "/admin/forecasts/"])
+def test_the_staff_page_sends_on_only_within_the_site(client, settings, target):
+    settings.ADMIN_REQUIRE_MFA = False
+    client.force_login(staff())
+
+    sent_to = location(client.get("/staff/", {"next": target}))
+
+    assert sent_to == (target if target.startswith("/admin/") else "/admin/")
+
+
+@pytest.mark.django_db
+def test_a_forwarded_chain_shorter_than_the_proxies_is_refused_not_a_server_error(client, settings):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 2  # CloudFront and an ALB: both append an address
+
+    response = client.post(
+        "/accounts/login/",
+        {"login": "reader@example.test", "password": PASSWORD},
+        HTTP_X_FORWARDED_FOR="198.51.100.7",
+    )
+
+    assert response.status_code == 403

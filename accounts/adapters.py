@@ -4,22 +4,39 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.utils import is_mfa_enabled
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialApp
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import Http404
+from django.urls import reverse
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def get_login_redirect_url(self, request):
+        """Staff land on the admin, or on what to do before it opens; readers on their dashboard."""
+        if request.user.is_staff:
+            return reverse("staff:home")
+        return super().get_login_redirect_url(request)
+
+    def get_client_ip(self, request):
+        """A forwarded-for chain shorter than TRUSTED_PROXY_COUNT did not come through our proxies:
+        refuse it (403) rather than let allauth's configuration error answer 500."""
+        try:
+            return super().get_client_ip(request)
+        except ImproperlyConfigured:
+            raise PermissionDenied("This request did not come through the site's proxy") from None
+
     def confirm_email(self, request, email_address) -> bool:
         """Confirming a new address logs the reader in, in whatever browser opens the link.
 
         allauth alone logs in only the browser that signed up, so a reader who opens the email on
         their phone lands on a login form. The link is sent only to that address, confirms with a
         POST (mail scanners only GET), and logs in once: allauth calls this only while the address
-        is unverified, so an old link never logs anyone in again. Accounts with a second factor
-        still log in through it.
+        is unverified, so an old link never logs anyone in again. Staff and accounts with a second
+        factor still log in through the login form.
         """
         confirmed = super().confirm_email(request, email_address)
         user = email_address.user
-        if confirmed and not request.user.is_authenticated and user.is_active and not is_mfa_enabled(user):
+        reader = user.is_active and not user.is_staff and not is_mfa_enabled(user)
+        if confirmed and reader and not request.user.is_authenticated:
             self.login(request, user)
         return confirmed
 

@@ -184,7 +184,6 @@ def test_every_link_in_the_workers_email_opens_the_running_site(tmp_path, chromi
         page.goto(f"{site_url}/accounts/signup/")
         page.get_by_label("Email").fill(EMAIL)
         page.get_by_label("Password:", exact=True).fill(PASSWORD)
-        page.get_by_label("Password (again)").fill(PASSWORD)
         page.get_by_label("Your sun sign").select_option("aries")
         page.get_by_role("button", name="Sign up").click()
         page.wait_for_url("**/accounts/confirm-email/")

@@ -35,8 +35,9 @@ WEB_COMMAND = [
     "--timeout=30",
     "--access-logfile=-",
 ]
-# Which task role (deploy/iam/<role>-role.json) each process runs under: beat enqueues like a worker.
-ROLE_OF = {"web": "web", "worker": "worker", "beat": "worker"}
+# Which task role (deploy/iam/<role>-role.json) each process runs under. Beat only publishes tasks,
+# as the web does; the worker role would also let it consume tasks and read the account's send rate.
+ROLE_OF = {"web": "web", "worker": "worker", "beat": "web"}
 
 
 def container_environment(stack: HoroscopeStack) -> dict[str, str]:

@@ -31,7 +31,7 @@ def database_url(env: MutableMapping[str, str]) -> str | None:
         return None
     missing = [name for name in ("DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME") if not env.get(name)]
     if missing:
-        raise EntrypointError(f"DATABASE_HOST is set but {', '.join(missing)} is not")
+        raise EntrypointError(f"DATABASE_HOST is set but not {', '.join(missing)}")
     user = quote(env["DATABASE_USER"], safe="")
     password = quote(env["DATABASE_PASSWORD"], safe="")
     port = env.get("DATABASE_PORT") or "5432"

@@ -6,6 +6,7 @@ with no AWS account (the account stays a CloudFormation pseudo parameter) and ru
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def build(context: dict | None = None, outdir: str | None = None) -> tuple[cdk.A
 
 def main() -> int:
     try:
-        app, _stack = build(outdir=str(OUT_DIR))
+        # The cdk command line says where it wants the template (CDK_OUTDIR); alone, deploy/cdk.out.
+        app, _stack = build(outdir=os.environ.get("CDK_OUTDIR") or str(OUT_DIR))
     except DeployConfigError as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return 2

@@ -43,6 +43,9 @@ class DeployConfig:
     db_instance_class: str = "t4g.small"
     db_multi_az: bool = True
     ses_max_send_rate: str = "0"
+    # False for the very first deploy: the image repository exists only once the stack does, so the
+    # services start with no tasks until an image is pushed (docs/deploy.md).
+    run_tasks: bool = True
 
     @property
     def site_url(self) -> str:

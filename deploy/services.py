@@ -118,14 +118,17 @@ class Compute(Construct):
             "beat": self._task("beat", BEAT_COMMAND, cpu=256, memory=512),
         }
         self.load_balancer, self.target_group = self._load_balancer()
-        self.web = self._service("web", desired=config.web_tasks)
+        running = 1 if config.run_tasks else 0
+        self.web = self._service("web", desired=config.web_tasks * running)
         self.web.attach_to_application_target_group(self.target_group)
-        web_scaling = self.web.auto_scale_task_count(min_capacity=config.web_tasks, max_capacity=config.web_tasks * 4)
+        web_scaling = self.web.auto_scale_task_count(
+            min_capacity=config.web_tasks * running, max_capacity=config.web_tasks * 4
+        )
         web_scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=60)
-        self.worker = self._service("worker", desired=config.workers_min)
-        self._scale_workers(config.workers_min, config.workers_max)
+        self.worker = self._service("worker", desired=config.workers_min * running)
+        self._scale_workers(config.workers_min * running, config.workers_max)
         # Exactly one beat: never two during a deployment (the old one stops before the new starts).
-        self.beat = self._service("beat", desired=1, min_healthy_percent=0, max_healthy_percent=100)
+        self.beat = self._service("beat", desired=running, min_healthy_percent=0, max_healthy_percent=100)
 
     def _task(
         self, name: str, command: list[str], *, cpu: int, memory: int, port: int | None = None, stop_timeout=None

@@ -371,3 +371,13 @@ def test_outputs_name_what_an_operator_copies(synthesized):
 def test_bad_context_is_refused_with_one_line(context, message):
     with pytest.raises(DeployConfigError, match=message):
         DeployConfig.from_context(context.get)
+
+
+def test_first_deploy_starts_no_tasks_until_an_image_is_pushed():
+    from deploy.app import build
+
+    _app, stack = build({"run_tasks": "false"})
+    compute = stack.compute
+    # No synth needed: the services' desired counts are plain numbers on the L1 resources.
+    for service in (compute.web, compute.worker, compute.beat):
+        assert service.node.default_child.desired_count == 0

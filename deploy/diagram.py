@@ -203,6 +203,9 @@ def to_dot(g: Graph) -> str:
     for node_id, (label, shape, c) in sorted(g.nodes.items()):
         if not c:
             lines.append(f"  {_quote(node_id)} [label={_quote(label)}, shape={shape}];")
+    # The reader starts the picture; the outside services end it.
+    lines.append('  { rank=source; "reader"; }')
+    lines.append('  { rank=sink; "openai"; "pinecone"; }')
     for a, b, label, flow in sorted(g.edges):
         style = ', penwidth=2.2, weight=4, color="#4b2aa8", fontcolor="#4b2aa8"' if flow else ""
         lines.append(f"  {_quote(a)} -> {_quote(b)} [label={_quote(label)}{style}];")

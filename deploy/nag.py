@@ -151,6 +151,7 @@ def check_with_nag(app: cdk.App, stack: cdk.Stack) -> None:
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     for path, finding, reason in ACKNOWLEDGED:
         construct = _find(stack, path)
+        finding = finding.replace(":us-east-1:", f":{stack.region}:")  # findings name the pinned ARNs
         cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"AwsSolutions::{finding}", reason=reason))
     for path, check, reason in CFN_LINT_IGNORED:
         resource = _find(stack, path)

@@ -4,6 +4,7 @@ accept is listed in deploy/nag.py with its reason, and none of those is stale.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,16 @@ def test_cfn_lint_would_catch_a_broken_template(synthesized, tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(template))
     assert any("VisibilityTimeout" in line for line in lint(broken))
+
+
+def test_another_region_synthesizes_with_the_same_acknowledgements(tmp_path):
+    from deploy.app import STACK_NAME, build
+
+    app, _stack = build(
+        {"region": "eu-west-1", "certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/abc"},
+        outdir=str(tmp_path),
+    )
+    template = json.loads(Path(app.synth().get_stack_by_name(STACK_NAME).template_full_path).read_text())
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    assert report["pluginReports"][0]["violations"] == []
+    assert "eu-west-1" in json.dumps(template["Resources"])

@@ -7,7 +7,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export PORT
 
-.PHONY: run test lint bench bench-deps system-deps test-deps clean
+.PHONY: run test lint bench bench-deps system-deps test-deps clean deploy-synth diagram
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,5 +58,13 @@ bench-deps: test-deps
 bench: bench-deps
 	DJANGO_ENV=test $(BIN)/python -m benchmarks
 
+## The AWS stack (deploy/): write its CloudFormation template to deploy/cdk.out (no account needed).
+deploy-synth: test-deps
+	$(BIN)/python -m deploy.app
+
+## Redraw docs/architecture.{dot,svg,png} from the synthesized stack (commit the result).
+diagram: test-deps
+	$(BIN)/python -m deploy.diagram
+
 clean:
-	rm -rf var .pytest_cache .ruff_cache test-artifacts
+	rm -rf var .pytest_cache .ruff_cache test-artifacts deploy/cdk.out

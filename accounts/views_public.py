@@ -1,5 +1,7 @@
-"""Pages reached from an email without logging in: one-click unsubscribe and the opt-in link."""
+"""Pages reached without logging in: one-click unsubscribe, the opt-in link, and sign-up with
+a sign chosen in advance (a sign page's call to subscribe)."""
 
+from allauth.account.views import SignupView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -8,6 +10,21 @@ from django.views.decorators.http import require_http_methods
 from accounts import services
 from accounts.models import Subscription
 from accounts.unsubscribe import confirmation_from_token, subscription_id_from_unsubscribe_token
+from forecasts.zodiac import SIGNS_BY_SLUG
+
+
+class SignupWithSignView(SignupView):
+    """allauth's sign-up, with ?sign=<slug> choosing the sign (an unknown one is ignored)."""
+
+    def get_initial(self) -> dict:
+        initial = super().get_initial()
+        sign = self.request.GET.get("sign", "")
+        if sign in SIGNS_BY_SLUG:
+            initial["sign"] = sign
+        return initial
+
+
+signup = SignupWithSignView.as_view()
 
 
 def _invalid_link(request: HttpRequest, what: str) -> HttpResponse:

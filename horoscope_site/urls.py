@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views_public import signup
 from horoscope_site.health import healthz
 
 # The admin's own login form would skip allauth's second-factor step: send staff through allauth.
@@ -11,6 +12,8 @@ urlpatterns = [
     path("", include("forecasts.web.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Before allauth's own, so ?sign= can choose the sign (a sign page's call to subscribe).
+    path("accounts/signup/", signup, name="account_signup"),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("forecasts.web.urls_api")),
     path("portal/", include("accounts.urls")),

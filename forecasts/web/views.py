@@ -5,6 +5,7 @@ missing for a date that is today somewhere on Earth is written on demand; a past
 one says so plainly; a date that has begun nowhere is never listed or linked.
 """
 
+import logging
 from datetime import date, timedelta
 
 from django.core.paginator import Paginator
@@ -19,8 +20,11 @@ from accounts.selectors import subscription_for_user
 from forecasts.earth_dates import DateState, date_state
 from forecasts.models import Forecast
 from forecasts.sky import noon_wheel
+from forecasts.sky.wheel_png import WheelUnavailable, noon_wheel_png
 from forecasts.web.readings import missing_text, other_dates_on_earth, readings_for_page, viewer_today
 from forecasts.zodiac import SIGN_SLUGS, SIGNS, SIGNS_BY_SLUG
+
+logger = logging.getLogger(__name__)
 
 ARCHIVE_PAGE_SIZE = 30
 # The ephemeris covers 1900-2053; pages outside this range have nothing to show.
@@ -141,3 +145,18 @@ def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
         "wheel_svg": noon_wheel(the_day)[0],
     }
     return render(request, "forecasts/sign_day.html", context)
+
+
+def sky_wheel_png(request: HttpRequest, day: str) -> HttpResponse:
+    """The wheel of a date's noon sky as a PNG, for emails (which cannot show SVG)."""
+    try:
+        png = noon_wheel_png(_parse_day(day))
+    except WheelUnavailable as error:
+        logger.error("%s", error)
+        return HttpResponse("The sky wheel cannot be drawn on this server.", status=503, content_type="text/plain")
+    if not png:
+        raise Http404("No sky for that date")
+    response = HttpResponse(png, content_type="image/png")
+    # The sky of a date never changes, and the URL names the drawing's style: cache it for good.
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response

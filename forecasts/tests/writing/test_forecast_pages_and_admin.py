@@ -34,7 +34,7 @@ def test_the_day_page_shows_all_twelve_signs_and_says_plainly_when_a_past_one_wa
     for sign in SIGNS:
         assert sign.name in html
     assert html.count("No reading was written for this date.") == 1
-    assert "being" not in html and "check back" not in html.lower()  # nothing will write a past date
+    assert "being written" not in html and "check back" not in html.lower()  # nothing will write a past date
     assert Forecast.objects.get(date=DAY, sign="aries").headline in html
     assert "<svg" in html  # the sky wheel of that date
 

@@ -58,6 +58,24 @@ def test_a_new_york_readers_first_dashboard_shows_their_own_dates_reading_writte
     assert not Forecast.objects.filter(date=date(2025, 7, 2)).exists()  # not New York's date yet
 
 
+@pytest.mark.parametrize(
+    ("time_zone", "their_date", "shown"),
+    [
+        ("Etc/GMT+12", date(2026, 12, 4), "Friday 4 December 2026"),  # UTC-12: 22:30 the day before
+        ("Europe/London", date(2026, 12, 5), "Saturday 5 December 2026"),
+        ("Pacific/Kiritimati", date(2026, 12, 6), "Sunday 6 December 2026"),  # UTC+14: 00:30 the day after
+    ],
+)
+def test_at_10_30_utc_three_dates_exist_and_each_reader_sees_their_own(client, reader, time_zone, their_date, shown):
+    with time_machine.travel(datetime(2026, 12, 5, 10, 30, tzinfo=UTC), tick=False):
+        SubscriptionFactory(user=reader, sign="aries", time_zone=time_zone)
+        client.force_login(reader)
+        html = client.get("/portal/").content.decode()
+    (written,) = Forecast.objects.filter(sign="aries")
+    assert written.date == their_date and written.is_ready
+    assert shown in html and written.headline in html
+
+
 def test_while_another_worker_writes_the_reading_the_dashboard_says_so_and_when_the_email_comes(
     client, reader, monkeypatch
 ):

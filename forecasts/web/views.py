@@ -51,9 +51,12 @@ def _parse_day(text: str) -> date:
     return day
 
 
-def _next_if_begun(day: date, now) -> date | None:
-    """The next date, for a "next" link, if it is today somewhere already."""
+def _next_if_begun(day: date, now, viewer_today: date, known: bool) -> date | None:
+    """The next date, for a "next" link, if it has begun: for the viewer when we know their
+    zone, else somewhere on Earth."""
     following = day + timedelta(days=1)
+    if known:
+        return following if following <= viewer_today else None
     return None if date_state(following, now) is DateState.FUTURE else following
 
 
@@ -79,7 +82,7 @@ def horoscopes_today(request: HttpRequest) -> HttpResponse:
         "missing_text": missing_text(day, now),
         "other_dates": other_dates_on_earth(today, known, now) if day == today else [],
         "previous_day": day - timedelta(days=1),
-        "next_day": _next_if_begun(day, now),
+        "next_day": _next_if_begun(day, now, today, known),
         "wheel_svg": noon_wheel(day)[0],
     }
     return render(request, "forecasts/today.html", context)
@@ -131,6 +134,7 @@ def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
         raise Http404("No such sign")
     the_day = _parse_day(day)
     now = timezone.now()
+    today, known = viewer_today(request, now)
     time_zone = request.GET.get("tz", "UTC")
     if time_zone not in known_time_zones():
         time_zone = "UTC"
@@ -141,7 +145,7 @@ def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
         "forecast": readings_for_page(the_day, [sign], now).get(sign),
         "missing_text": missing_text(the_day, now),
         "previous_day": the_day - timedelta(days=1),
-        "next_day": _next_if_begun(the_day, now),
+        "next_day": _next_if_begun(the_day, now, today, known),
         "wheel_svg": noon_wheel(the_day)[0],
     }
     return render(request, "forecasts/sign_day.html", context)

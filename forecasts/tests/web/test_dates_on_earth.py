@@ -171,3 +171,17 @@ def test_no_future_date_link_from_the_all_signs_page_of_the_latest_date(client, 
     with time_machine.travel(NIGHT, tick=False):
         html = client.get("/today/", {"date": "2026-12-06"}).content.decode()
     assert "?date=2026-12-05" in html and "?date=2026-12-07" not in html
+
+
+@pytest.mark.django_db
+def test_next_links_stop_at_the_viewers_own_date_when_their_zone_is_known(client, leo_written):
+    with time_machine.travel(NIGHT, tick=False):
+        new_york = client.get("/signs/leo/2026-12-05/", {"tz": "America/New_York"}).content.decode()
+        tokyo = client.get("/signs/leo/2026-12-05/", {"tz": "Asia/Tokyo"}).content.decode()
+        reader = UserFactory()
+        SubscriptionFactory(user=reader, sign="leo", time_zone="America/New_York")
+        client.force_login(reader)
+        all_signs = client.get("/today/").content.decode()
+    assert "/signs/leo/2026-12-06/" not in new_york  # 18:30 on the 5th in New York
+    assert "/signs/leo/2026-12-06/" in tokyo  # 08:30 on the 6th in Tokyo
+    assert "?date=2026-12-04" in all_signs and "2026-12-06" not in all_signs

@@ -23,10 +23,9 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $(VENV)/.runtime-installed $@
 
 ## Run the site on its embedded defaults: web + Celery worker + beat, Ctrl-C stops all.
+## devtools/run.py migrates, prepares, starts the Procfile and prints where to look once it is up.
 run: $(VENV)/.runtime-installed
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py site_prepare --host $(HOST) --port $(PORT)
-	HOST=$(HOST) exec $(BIN)/honcho -f Procfile start --port $(PORT)
+	HOST=$(HOST) exec $(BIN)/python -m devtools.run
 
 ## Install the Debian packages the tests need (root only; skipped when present).
 system-deps:

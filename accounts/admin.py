@@ -3,8 +3,9 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts import services
+from accounts import services, staff_mfa
 from accounts.models import Subscription, User
+from horoscope_site.json_input import JSON_INPUT_ADMIN_FIELDS
 
 # Status and its timestamps change only through the actions (services), never by editing.
 SUBSCRIPTION_READONLY = [
@@ -24,6 +25,7 @@ class SubscriptionInline(admin.StackedInline):
     can_delete = False
     extra = 0
     max_num = 1
+    formfield_overrides = JSON_INPUT_ADMIN_FIELDS
     fields = ["sign", "time_zone", "delivery_time", "topics", *SUBSCRIPTION_READONLY]
     readonly_fields = SUBSCRIPTION_READONLY
 
@@ -44,6 +46,19 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+    actions = ["email_mfa_setup_link"]
+
+    @admin.action(description="Email a two-factor set-up link", permissions=["change"])
+    def email_mfa_setup_link(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        """The out-of-band step: the link goes to the staff member's own address, never shown here."""
+        sent = [user for user in queryset.filter(is_staff=True) if not staff_mfa.staff_has_second_factor(user)]
+        for user in sent:
+            staff_mfa.setup_link_email(user)
+        self.message_user(request, f"Set-up links emailed: {len(sent)}.", messages.SUCCESS if sent else messages.INFO)
+        if skipped := queryset.count() - len(sent):
+            self.message_user(
+                request, f"Skipped {skipped}: not staff, or a second factor is already set up.", messages.WARNING
+            )
 
     @admin.display(description="subscription", ordering="subscription__status")
     def subscription_status(self, user: User) -> str:
@@ -106,6 +121,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     search_fields = ["user__email"]
     readonly_fields = SUBSCRIPTION_READONLY
+    formfield_overrides = JSON_INPUT_ADMIN_FIELDS
     raw_id_fields = ["user"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]

@@ -9,14 +9,16 @@ never overwrite what the dispatcher wrote meanwhile (`next_send_at`, `last_local
 import logging
 from collections.abc import Iterable
 from datetime import date, time
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.contrib.sessions.models import Session
+from django.core.exceptions import PermissionDenied
 from django.core.mail import EmailMultiAlternatives
 from django.db import models, transaction
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -326,18 +328,44 @@ def user_export_data(user: User) -> dict[str, Any]:
     }
 
 
+def session_record(request: HttpRequest, user: User) -> None:
+    """Note the session of a login, whoever made it, so that deleting the account can end it.
+
+    allauth notes the logins it makes (UserSession); a login made by Django itself (the
+    admin's own, `login()` in code) would otherwise leave a session nobody knows of.
+    """
+    from allauth.account.adapter import get_adapter
+    from allauth.usersessions.models import UserSession
+
+    session = getattr(request, "session", None)
+    if session is None or not session.session_key:
+        return
+    try:
+        ip = get_adapter(request).get_client_ip(request)  # the address allauth will note too
+    except PermissionDenied:
+        ip = "0.0.0.0"  # noqa: S104 - not listening: the address is unknown (a login made in code)
+    user_agent = request.META.get("HTTP_USER_AGENT", "")[: UserSession._meta.get_field("user_agent").max_length]
+    UserSession.objects.update_or_create(
+        session_key=session.session_key,
+        defaults={"user": user},
+        create_defaults={"user": user, "ip": ip, "user_agent": user_agent},
+    )
+
+
 def user_delete(user: User) -> None:
     """Remove the person: the User row and everything that hangs off it.
 
     Cascades take the subscription (and its deliveries), email addresses, social accounts
-    and tokens, authenticators, tracked sessions and admin log entries. Django sessions and
-    admin log lines that describe the person (their email in object_repr) are removed too.
+    and tokens, authenticators, tracked sessions and admin log entries. Every session the
+    person is logged in with, on any device (see session_record), ends, and admin log lines
+    that describe the person (their email in object_repr) are removed too.
     """
     from allauth.usersessions.models import UserSession
 
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
     with transaction.atomic():
-        session_keys = list(UserSession.objects.filter(user=user).values_list("session_key", flat=True))
-        Session.objects.filter(session_key__in=session_keys).delete()
+        for session_key in UserSession.objects.filter(user=user).values_list("session_key", flat=True):
+            store.delete(session_key)
         subscription_ids = [str(pk) for pk in Subscription.objects.filter(user=user).values_list("pk", flat=True)]
         LogEntry.objects.filter(
             models.Q(content_type=ContentType.objects.get_for_model(User), object_id=str(user.pk))

@@ -33,7 +33,9 @@ def on_social_account_added(sender, request, sociallogin, **kwargs) -> None:
 
 @receiver(user_logged_in, dispatch_uid="accounts_user_logged_in")
 def on_user_logged_in(sender, request, user, **kwargs) -> None:
-    """Remember when this session last logged in (fresh logins re-authenticate deletion)."""
+    """Remember when this session last logged in (fresh logins re-authenticate deletion), and
+    note the session so that deleting the account ends it."""
     if request is not None and hasattr(request, "session"):
         request.session[LOGIN_AT_SESSION_KEY] = time.time()
+        services.session_record(request, user)
     services.subscription_confirm_if_verified(user)

@@ -3,18 +3,21 @@ from urllib.parse import quote_plus
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
+from django_celery_beat.models import PeriodicTask
 
 from forecasts.models import Delivery, SesEvent, WorkerHeartbeat
 from forecasts.sending.delivery_status import RESENDABLE
 from forecasts.sending.heartbeats import heartbeat_problem
 from forecasts.sending.upkeep import deliveries_resend, deliveries_run_report
+from horoscope_site.json_input import JsonInputError, json_input_loads
 
 
 @admin.register(Delivery)
@@ -155,6 +158,29 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="alive")
     def alive(self, heartbeat: WorkerHeartbeat) -> bool:
         return heartbeat_problem(heartbeat.beat_at, timezone.now(), settings.WORKER_HEARTBEAT_SECONDS) is None
+
+
+class PeriodicTaskJsonForm(PeriodicTaskForm):
+    """django-celery-beat's form, its JSON fields read strictly (its own check lets a deeply
+    nested value raise RecursionError, a 500, and never looks at the headers)."""
+
+    def _clean_json(self, field):
+        try:
+            json_input_loads(self.cleaned_data[field] or "{}")
+        except JsonInputError as exc:
+            raise ValidationError(f"Enter valid JSON: {exc}.", code="invalid") from None
+        return self.cleaned_data[field]
+
+    def clean_headers(self):
+        return self._clean_json("headers")
+
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskJsonAdmin(PeriodicTaskAdmin):
+    form = PeriodicTaskJsonForm
 
 
 # The knowledge base and the forecasts are registered by forecasts/admin_forecasts.py.

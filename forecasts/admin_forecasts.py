@@ -19,6 +19,7 @@ from forecasts.writing.generation import forecast_regenerate
 from forecasts.writing.grounding import check_forecast
 from forecasts.writing.knowledge import PassageDoc
 from forecasts.writing.retrieval import RetrievalError, retrieval_backend
+from horoscope_site.json_input import JSON_INPUT_ADMIN_FIELDS
 
 MAX_REGENERATE = 12
 
@@ -30,6 +31,7 @@ class PassageAdmin(admin.ModelAdmin):
     search_fields = ["key", "title", "text"]
     readonly_fields = ["content_hash", "indexed_hash", "updated_at"]
     fields = ["key", "kind", "body", "other_body", "sign", "house", "aspect", "topics", "title", "text"]
+    formfield_overrides = JSON_INPUT_ADMIN_FIELDS
     actions = ["index_now"]
 
     @admin.display(boolean=True, description="indexed")

@@ -7,6 +7,10 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql", "pgsql"}
+# Where `make run` serves unless told otherwise, and the file in VAR_DIR where it records the
+# address it serves on (devtools/run.py).
+DEVELOPMENT_SITE_URL = "http://127.0.0.1:8000"
+SITE_URL_RECORD = "site-url"
 
 
 class ConfigError(ImproperlyConfigured):
@@ -17,6 +21,22 @@ def require(condition: object, message: str) -> None:
     """Stop startup with `message` unless `condition` holds."""
     if not condition:
         raise ConfigError(message)
+
+
+def development_site_url(var_dir: Path, django_env: str) -> str:
+    """SITE_URL when none is set: in development the address `make run` recorded, else its default.
+
+    Never derived from PORT: `make run` gives each process its own PORT (web 8000, worker 8100,
+    beat 8200), so links written by the worker would lead nowhere. Tests get the fixed default.
+    """
+    if django_env == "development":
+        try:
+            recorded = (var_dir / SITE_URL_RECORD).read_text(encoding="utf-8").strip()
+        except OSError:
+            recorded = ""
+        if recorded:
+            return recorded
+    return DEVELOPMENT_SITE_URL
 
 
 def database_from_url(url: str) -> dict:

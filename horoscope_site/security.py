@@ -61,11 +61,23 @@ def has_mfa_session(request: HttpRequest) -> bool:
     return any(record.get("method") == "mfa" for record in records)
 
 
-class AdminMFAMiddleware:
-    """With ADMIN_REQUIRE_MFA, staff reach the admin only after a second factor in this session.
+def staff_only(view):
+    """Mark a staff page outside the admin: it gets the admin's second-factor gate."""
+    view.staff_only = True
+    return view
 
-    Staff without an authenticator are sent to set one up; staff who have one but
-    signed in without it (before they set it up) are asked for a code.
+
+# allauth views that add a first authenticator; staff need a set-up link for them (accounts/staff_mfa.py).
+FIRST_FACTOR_VIEWS = {"mfa_activate_totp", "mfa_add_webauthn", "mfa_signup_webauthn"}
+
+
+class AdminMFAMiddleware:
+    """Staff pages (the admin, and any view marked `staff_only`) open only after a second factor.
+
+    With ADMIN_REQUIRE_MFA, staff who signed in with a password only are asked for a code, or,
+    without an authenticator yet, shown what to do (/staff/). Whatever that setting, staff add
+    their first authenticator only in a session that redeemed a one-time set-up link: a stolen
+    password must not be enough to enrol the thief's own phone.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -75,23 +87,27 @@ class AdminMFAMiddleware:
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        match = request.resolver_match
+        user = getattr(request, "user", None)
+        if match is None or user is None or not user.is_authenticated or not user.is_staff:
+            return None  # readers are never asked; the admin sends visitors to its login page itself
+        from accounts import staff_mfa
+
+        if match.url_name in FIRST_FACTOR_VIEWS:
+            if staff_mfa.staff_has_second_factor(user) or staff_mfa.session_may_enrol(request):
+                return None
+            messages.info(request, "Staff set up two-factor sign-in with a one-time link; here is how to get one.")
+            return HttpResponseRedirect(reverse("staff:home"))
         if not getattr(settings, "ADMIN_REQUIRE_MFA", False):
             return None
-        match = request.resolver_match
-        if match is None or match.app_name != "admin" or match.url_name in {"login", "logout"}:
+        staff_page = (match.app_name == "admin" and match.url_name not in {"login", "logout"}) or getattr(
+            view_func, "staff_only", False
+        )
+        if not staff_page or has_mfa_session(request):
             return None
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated or not user.is_staff:
-            return None  # the admin sends them to its login page itself
-        if has_mfa_session(request):
-            return None
-        from allauth.mfa.models import Authenticator
-        from allauth.mfa.utils import is_mfa_enabled
-
         query = urlencode({"next": request.get_full_path()})
-        if not is_mfa_enabled(user, [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]):
-            messages.warning(request, "Turn on two-factor authentication to use the admin.")
-            return HttpResponseRedirect(f"{reverse('mfa_activate_totp')}?{query}")
+        if not staff_mfa.staff_has_second_factor(user):
+            return HttpResponseRedirect(f"{reverse('staff:home')}?{query}")
         messages.info(request, "Enter a code from your authenticator app to open the admin.")
         return HttpResponseRedirect(f"{reverse('mfa_reauthenticate')}?{query}")
 

@@ -15,8 +15,10 @@ from horoscope_site.config import (
     ConfigError,
     celery_broker_options,
     database_from_url,
+    development_site_url,
     require,
 )
+from horoscope_site.production import DEVELOPMENT_SECRET_KEY, production_problems
 from horoscope_site.secrets import load_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -46,7 +48,7 @@ SECRET_KEY = SECRETS.get("DJANGO_SECRET_KEY") or ""
 SECRET_KEY_FALLBACKS = (SECRETS.get("DJANGO_SECRET_KEY_FALLBACKS") or "").split()
 if not SECRET_KEY:
     require(not PRODUCTION, "DJANGO_SECRET_KEY is required when DJANGO_ENV=production")
-    SECRET_KEY = "insecure-development-key-never-used-in-production"  # noqa: S105
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
 
 ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=[] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
@@ -54,14 +56,17 @@ ALLOWED_HOSTS = env.list(
 require(not PRODUCTION or ALLOWED_HOSTS, "ALLOWED_HOSTS is required when DJANGO_ENV=production")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
-# The absolute https URL the site is reached at; emails link to it.
-SITE_URL = env.str("SITE_URL", default="" if PRODUCTION else "http://localhost:" + env.str("PORT", default="8000"))
+# The absolute https URL the site is reached at; emails link to it. In development `make run`
+# records the address it serves on, so web, worker, beat and commands run by hand all agree.
+SITE_URL = env.str("SITE_URL", default="" if PRODUCTION else development_site_url(VAR_DIR, DJANGO_ENV))
 require(
     not PRODUCTION or SITE_URL.startswith("https://"), "SITE_URL must be an https:// URL when DJANGO_ENV=production"
 )
 SITE_URL = SITE_URL.rstrip("/")
 
 INSTALLED_APPS = [
+    # First, so its createsuperuser (which also prints the staff two-factor set-up link) wins.
+    "accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -77,7 +82,6 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "allauth.usersessions",
     "django_celery_beat",
-    "accounts",
     "forecasts",
 ]
 
@@ -145,6 +149,7 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "Daily Horoscope: "
 # Sign-up also asks for the sign and time zone; the subscription starts pending (accounts.forms).
 ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
@@ -353,6 +358,15 @@ DEFAULT_EXCEPTION_REPORTER = "horoscope_site.security.SecretsMaskingReporter"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "horoscope_site.security.SecretsCleansingFilter"
 # Staff must use a second factor (TOTP) in the session before the admin opens.
 ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=PRODUCTION)
+# Staff add their first authenticator through a one-time link (accounts/staff_mfa.py): how long the
+# link lasts, and how long a session that opened it may take to finish.
+STAFF_MFA_LINK_HOURS = env.int("STAFF_MFA_LINK_HOURS", default=24)
+STAFF_MFA_GRANT_MINUTES = env.int("STAFF_MFA_GRANT_MINUTES", default=30)
+# Load balancers in front of the site (an ALB is 1): allauth takes the reader's address from
+# X-Forwarded-For that many entries from the right, so each address has its own login limits.
+# Production already trusts the proxy's X-Forwarded-Proto, so it assumes one proxy by default.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if PRODUCTION else 0)
+require(ALLAUTH_TRUSTED_PROXY_COUNT >= 0, "TRUSTED_PROXY_COUNT must be 0 or more")
 
 LOGGING = {
     "version": 1,
@@ -368,3 +382,18 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# Production stops at start on anything that would silently lose mail, split the rate limits or
+# weaken signatures (horoscope_site/production.py), every problem on its own line.
+ALLOW_SQLITE_IN_PRODUCTION = env.bool("ALLOW_SQLITE_IN_PRODUCTION", default=False)
+if PRODUCTION and (
+    unsafe := production_problems(
+        secret_key=SECRET_KEY,
+        email_backend=EMAIL_BACKEND,
+        database_engine=DATABASES["default"]["ENGINE"],
+        broker_url=CELERY_BROKER_URL,
+        cache_backend=CACHES["default"]["BACKEND"],
+        allow_sqlite=ALLOW_SQLITE_IN_PRODUCTION,
+    )
+):
+    raise ConfigError("\n".join(unsafe))

@@ -1,4 +1,5 @@
 from allauth.account.decorators import secure_admin_login
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -18,5 +19,8 @@ urlpatterns = [
     path("api/v1/", include("forecasts.web.urls_api")),
     path("portal/", include("accounts.urls")),
     path("", include("accounts.urls_public")),
-    path("outbox/", include("forecasts.web.urls_outbox")),
+    path("staff/", include("accounts.urls_staff")),
 ]
+if not settings.PRODUCTION:
+    # The local outbox holds every reader's email: one machine only, never routed in production.
+    urlpatterns.append(path("outbox/", include("forecasts.web.urls_outbox")))

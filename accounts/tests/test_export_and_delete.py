@@ -13,7 +13,9 @@ from django.apps import apps
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.contrib.sessions.models import Session
 from django.db import models
+from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Subscription, User
@@ -32,10 +34,9 @@ def person(client):
     user = UserFactory(email=EMAIL, first_name="Private", last_name="Person", is_staff=True)
     user.groups.add(Group.objects.create(name="Editors"))
     client.force_login(user)
-    # allauth.usersessions records each login made through allauth (see test_signup_and_login).
-    UserSession.objects.create(
-        user=user, session_key=client.session.session_key, ip="203.0.113.9", user_agent="Firefox"
-    )
+    # Every login is noted as a UserSession (allauth's, and Django's own: accounts.signals).
+    noted = UserSession.objects.filter(user=user, session_key=client.session.session_key)
+    assert noted.update(ip="203.0.113.9", user_agent="Firefox") == 1
     EmailAddress.objects.create(user=user, email="second.address@example.test", verified=False)
     subscription = SubscriptionFactory(
         user=user, sign="scorpio", birth_date=date(1980, 11, 1), birth_place="Valparaíso", time_zone="America/Santiago"
@@ -158,6 +159,70 @@ def test_export_contains_everything_stored_about_the_person(client, person):
         assert secret not in text
 
 
+def neighbour() -> User:
+    """Another reader with a row in every table an export reads, each marked "neighbour"."""
+    user = UserFactory(email="neighbour@example.test", first_name="Nosy", last_name="Neighbour")
+    EmailAddress.objects.create(user=user, email="neighbour.second@example.test", verified=True)
+    subscription = SubscriptionFactory(user=user, sign="scorpio", birth_place="Neighbourtown")
+    for day, status in ((date(2025, 5, 1), "delivered"), (date(2025, 5, 3), "failed")):
+        Delivery.objects.create(
+            subscription=subscription,
+            local_date=day,
+            forecast=Forecast.objects.filter(date=day, sign="scorpio").first(),
+            due_at=datetime.combine(day, datetime.min.time(), tzinfo=UTC),
+            status=status,
+            ses_message_id=f"ses-neighbour-{day.day}",
+            error="neighbour's mailbox" if status == "failed" else "",
+        )
+    SocialAccount.objects.create(user=user, provider="amazon_cognito", uid="cognito-sub-neighbour")
+    UserSession.objects.create(user=user, session_key="neighbour0session0key", ip="198.51.100.7", user_agent="Neighb")
+    Authenticator.objects.create(user=user, type=Authenticator.Type.RECOVERY_CODES, data={"seed": "neighbour"})
+    LogEntry.objects.create(
+        user=user,
+        content_type=ContentType.objects.get_for_model(Subscription),
+        object_id=str(subscription.pk),
+        object_repr="neighbour's subscription",
+        action_flag=ADDITION,
+    )
+    return user
+
+
+def test_export_holds_nothing_of_another_reader(client, person):
+    # Same sign, same forecast, same dates as the person: only whose rows they are tells them apart.
+    neighbour()
+    data = json.loads(client.get("/portal/account/export/").content)
+
+    assert "neighbour" not in json.dumps(data).lower()
+    assert [d["ses_message_id"] for d in sorted(data["deliveries"], key=lambda d: d["local_date"])] == ["ses-123", ""]
+    assert len(data["email_addresses"]) == 2 and len(data["social_accounts"]) == 1
+    assert data["login_sessions"]["count"] == 1 and len(data["two_factor_authenticators"]) == 1
+    assert len(data["admin_actions"]) == 1
+
+
+def test_deleting_the_account_ends_every_session_of_the_person_on_every_device(client):
+    reader = UserFactory(email="many.devices@example.test")
+    SubscriptionFactory(user=reader)
+    bystander = SubscriptionFactory(user__email="bystander@example.test").user
+    laptop, phone, other = Client(), Client(), Client()
+    # The laptop logs in through the login form (allauth), the phone by Django's own login().
+    response = laptop.post("/accounts/login/", {"login": reader.email, "password": PASSWORD}, REMOTE_ADDR="192.0.2.1")
+    assert response.status_code == 302 and laptop.get("/portal/").status_code == 200
+    phone.force_login(reader)
+    client.force_login(reader)
+    other.force_login(bystander)
+    keys = {laptop.session.session_key, phone.session.session_key, client.session.session_key}
+    assert len(keys) == 3 and set(UserSession.objects.filter(user=reader).values_list("session_key", flat=True)) == keys
+
+    response = client.post("/portal/account/delete/", {"password": PASSWORD})
+    assert response.status_code == 302
+
+    assert not Session.objects.filter(session_key__in=keys).exists()
+    for device in (laptop, phone, client):
+        assert device.get("/portal/")["Location"].startswith("/accounts/login/")
+    assert Session.objects.filter(session_key=other.session.session_key).exists()
+    assert other.get("/portal/").status_code == 200  # someone else's session is untouched
+
+
 def test_deletion_leaves_nothing_about_the_person(client, person):
     user_id = person.pk
     subscription_id = person.subscription.pk
@@ -181,8 +246,6 @@ def test_deletion_leaves_nothing_about_the_person(client, person):
         for name in text_fields:
             assert not model._default_manager.filter(**{f"{name}__icontains": "private.person"}).exists(), (model, name)
             assert not model._default_manager.filter(**{f"{name}__icontains": "second.address"}).exists(), (model, name)
-
-    from django.contrib.sessions.models import Session
 
     assert not Session.objects.filter(session_key=session_key).exists()
     assert client.get("/portal/").status_code == 302  # logged out

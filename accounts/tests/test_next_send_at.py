@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 import time_machine
 
-from accounts import services
+from accounts import scheduling, services
 from accounts.models import Subscription
 from accounts.tests.factories import SubscriptionFactory
 
@@ -119,3 +119,58 @@ def test_only_active_subscriptions_have_a_next_send_time(subscription):
     assert subscription.next_send_at is not None
     services.subscription_unsubscribe(subscription)
     assert Subscription.objects.get(pk=subscription.pk).next_send_at is None
+
+
+# Readers whose local date is not the UTC date when their email is due: Pago Pago (UTC-11) at
+# 23:45 is already tomorrow in UTC; Kiritimati (UTC+14) at 00:15 is still yesterday in UTC.
+# Worked out by hand: 23:45 at UTC-11 on day D is D+1 10:45 UTC; 00:15 at UTC+14 on D is D-1 10:15 UTC.
+LOCAL_DATE_NOT_UTC_DATE = [
+    # zone, delivery time, created at (UTC), first send (UTC), its local date, the next three sends (UTC)
+    (
+        "Pacific/Pago_Pago",
+        time(23, 45),
+        utc(2025, 1, 15, 5, 0),  # 18:00 on the 14th there
+        utc(2025, 1, 15, 10, 45),
+        date(2025, 1, 14),
+        [utc(2025, 1, 16, 10, 45), utc(2025, 1, 17, 10, 45), utc(2025, 1, 18, 10, 45)],
+    ),
+    (
+        "Pacific/Kiritimati",
+        time(0, 15),
+        utc(2025, 1, 15, 9, 0),  # 23:00 on the 15th there
+        utc(2025, 1, 15, 10, 15),
+        date(2025, 1, 16),
+        [utc(2025, 1, 16, 10, 15), utc(2025, 1, 17, 10, 15), utc(2025, 1, 18, 10, 15)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("zone", "delivery_time", "created", "first", "first_local_date", "then"),
+    LOCAL_DATE_NOT_UTC_DATE,
+    ids=["Pago_Pago-23:45", "Kiritimati-00:15"],
+)
+def test_next_send_at_when_the_local_date_is_not_the_utc_date(
+    zone, delivery_time, created, first, first_local_date, then
+):
+    from forecasts.models import Delivery
+    from forecasts.sending.dispatch import deliveries_dispatch_due
+
+    assert first.date() != first_local_date  # the case under test
+    with time_machine.travel(created, tick=False):
+        subscription = SubscriptionFactory(time_zone=zone, delivery_time=delivery_time)
+    assert subscription.next_send_at == first
+    assert scheduling.next_send_at(created, zone, delivery_time) == first
+
+    # The dispatcher, a minute after each send time, for four days: one delivery per local date.
+    due, local_date = first, first_local_date
+    for expected_next in then:
+        assert deliveries_dispatch_due(due - timedelta(minutes=1), enqueue=False).delivery_ids == []
+        assert len(deliveries_dispatch_due(due + timedelta(minutes=1), enqueue=False).delivery_ids) == 1
+        subscription.refresh_from_db()
+        delivery = Delivery.objects.get(subscription=subscription, due_at=due)
+        assert delivery.local_date == local_date
+        assert (subscription.last_local_date, subscription.next_send_at) == (local_date, expected_next)
+        assert scheduling.next_send_at(due + timedelta(minutes=1), zone, delivery_time, local_date) == expected_next
+        due, local_date = expected_next, local_date + timedelta(days=1)
+    assert Delivery.objects.filter(subscription=subscription).count() == len(then)

@@ -2,7 +2,8 @@
 
 Every post is checked before anything changes, and anything that fails a check is answered
 400 with the reason:
-- the body is an SNS message with the fields its type requires;
+- the body is JSON as `horoscope_site.json_input` accepts it (no deep nesting, NaN, repeated
+  keys...) and an SNS message with the fields its type requires;
 - its TopicArn is one of AWS_SNS_EVENT_TRUSTED_TOPIC_ARNS;
 - its SigningCertURL is https on a host matching AWS_SNS_EVENT_CERT_TRUSTED_DOMAINS ("*" is
   one DNS label) with SNS's certificate path; the certificate is fetched once and cached;
@@ -19,7 +20,6 @@ duplicates change nothing twice.
 
 import base64
 import binascii
-import json
 import logging
 import re
 import ssl
@@ -46,6 +46,7 @@ from accounts.models import Subscription
 from accounts.services import subscription_suppress
 from forecasts.models import Delivery, SesEvent
 from forecasts.sending.delivery_status import delivery_mark
+from horoscope_site.json_input import JsonInputError, json_input_loads
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +76,9 @@ def sns_parse(body: bytes) -> dict:
     if len(body) > MAX_BODY_BYTES:
         raise SnsRejected("body too large")
     try:
-        envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise SnsRejected("body is not JSON") from None
-    if not isinstance(envelope, dict):
-        raise SnsRejected("body is not a JSON object")
+        envelope = json_input_loads(body, expect=dict)
+    except JsonInputError as exc:
+        raise SnsRejected(f"body is not acceptable JSON: {exc}") from None
     kind = envelope.get("Type")
     if kind not in MESSAGE_TYPES:
         raise SnsRejected("unknown or missing Type")
@@ -319,8 +318,8 @@ def _apply(event_type: str, message: dict, mail: dict, delivery: Delivery | None
 def ses_event_record(envelope: dict) -> str:
     """Apply one verified SNS Notification carrying an SES event, once; returns what it did."""
     try:
-        message = json.loads(envelope["Message"])
-    except ValueError:
+        message = json_input_loads(envelope["Message"])
+    except JsonInputError:  # signed by SNS, yet not an event we can read: logged, changes nothing
         message = None
     message = _dict(message)
     event_type = str(message.get("eventType") or message.get("notificationType") or "")

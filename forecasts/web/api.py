@@ -104,18 +104,18 @@ def reader_for_claims(claims: dict) -> User | None:
     """The site user a verified access token stands for.
 
     Cognito users who signed in through allauth have a SocialAccount whose uid is
-    their `sub`; a token carrying a verified `email` claim (added by a pre-token
-    Lambda) also matches a verified address of a local account.
+    their `sub`, and only `sub` names them: `username` is whatever the pool uses as
+    user names, which may be another reader's sub. A token carrying a verified `email`
+    claim (added by a pre-token Lambda) also matches a verified address of a local account.
     """
     from allauth.account.models import EmailAddress
     from allauth.socialaccount.models import SocialAccount
 
-    uids = {str(claims[name]) for name in ("sub", "username") if claims.get(name)}
+    sub = claims.get("sub")
     account = (
-        SocialAccount.objects.filter(provider=COGNITO_PROVIDER, uid__in=uids)
-        .select_related("user")
-        .order_by("pk")
-        .first()
+        SocialAccount.objects.filter(provider=COGNITO_PROVIDER, uid=sub).select_related("user").first()
+        if isinstance(sub, str) and sub
+        else None
     )
     if account is not None:
         return account.user if account.user.is_active else None

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from forecasts.sending.outbox import OUTBOX_BACKEND, outbox_messages, read_message
+from horoscope_site.security import staff_only
 
 OUTBOX_NAME = re.compile(r"^[0-9TZ]+-[0-9a-f]{8}\.eml$")
 HEAD_TAG = re.compile(r"<head\b[^>]*>", re.I)
@@ -17,7 +18,8 @@ LINKS_TO_TOP = '<base target="_top">'
 
 
 def outbox_visible(view):
-    """Only with the outbox backend; in development anyone on the machine may read it, else only staff."""
+    """Only with the outbox backend; in development anyone on the machine may read it, else only
+    staff, past the admin's second-factor gate (never routed in production at all)."""
     staff_view = staff_member_required(view)
 
     def wrapper(request: HttpRequest, *args, **kwargs):
@@ -27,7 +29,7 @@ def outbox_visible(view):
             return view(request, *args, **kwargs)
         return staff_view(request, *args, **kwargs)
 
-    return wrapper
+    return staff_only(wrapper)
 
 
 def _message_path(name: str) -> Path:

@@ -43,13 +43,7 @@ def test_bad_configuration_gives_one_line_and_exit_2(env, expected, tmp_path):
 
 
 def test_production_settings_with_required_values_start(tmp_path):
-    result = run_manage(
-        "check",
-        VAR_DIR=str(tmp_path),
-        DJANGO_ENV="production",
-        DJANGO_SECRET_KEY="a-long-random-production-key-for-this-test-only-0123456789",
-        ALLOWED_HOSTS="horoscope.example.com",
-        SITE_URL="https://horoscope.example.com",
-        DEFAULT_FROM_EMAIL="Daily Horoscope <daily@horoscope.example.com>",
-    )
+    from horoscope_site.tests.test_production_refusals import SAFE_PRODUCTION_ENV
+
+    result = run_manage("check", VAR_DIR=str(tmp_path), **SAFE_PRODUCTION_ENV)
     assert result.returncode == 0, result.stderr

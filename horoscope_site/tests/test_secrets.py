@@ -363,12 +363,17 @@ PRODUCTION_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_EC2_METADATA_DISABLED": "true",
+    # Shared services, as production requires (horoscope_site/production.py); nothing connects to them.
+    "DATABASE_URL": "postgres://horoscope@db.internal:5432/horoscope",
+    "CELERY_BROKER_URL": "redis://cache.internal:6379/1",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "EMAIL_BACKEND": "django_ses.SESBackend",
 }
 
 
 def run_manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
     child_env = base_child_env(**PRODUCTION_ENV, VAR_DIR=str(tmp_path), **env)
-    for name in (*app_secrets.SECRET_NAMES, "DATABASE_URL"):
+    for name in app_secrets.SECRET_NAMES:
         child_env.pop(name, None)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=child_env, capture_output=True, text=True, timeout=60

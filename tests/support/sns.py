@@ -4,7 +4,8 @@
   does (SignatureVersion 1: SHA1, 2: SHA256, RSA PKCS#1 v1.5 over the canonical string).
   The canonical string is built here from the AWS documentation, independently of the app.
 - `HttpsFileServer` serves fixed paths over real TLS on 127.0.0.1 with its own self-signed
-  certificate (written to `ca_bundle`, for AWS_SNS_CA_BUNDLE), and records each request: it
+  certificate (written to `ca_bundle`, for AWS_SNS_CA_BUNDLE), or a 302 to another URL, and
+  records each request: it
   stands in for sns.<region>.amazonaws.com (signing certificates, SubscribeURL).
 - `sns_certificate_host(signer)` serves a signer's certificate; `trust_test_sns(settings, host)`
   makes the webhook trust it and TOPIC, as production settings trust SNS and the SES topic.
@@ -123,6 +124,13 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests.append(self.path)
             body = self.server.routes.get(self.path.split("?")[0])
+            location = self.server.redirects.get(self.path.split("?")[0])
+        if location is not None:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if body is None:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -139,6 +147,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address) -> None:
         self.routes: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}
         self.requests: list[str] = []
         self.lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -180,6 +189,12 @@ class HttpsFileServer:
     def serve(self, path: str, body: bytes) -> str:
         with self._server.lock:
             self._server.routes[path] = body
+        return self.url(path)
+
+    def redirect(self, path: str, location: str) -> str:
+        """Answer GET `path` with 302 to `location`; returns the URL of `path`."""
+        with self._server.lock:
+            self._server.redirects[path] = location
         return self.url(path)
 
     @property

@@ -1,29 +1,30 @@
 """Get a fresh site ready to use: what `make run` calls after migrating."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from forecasts.sending.outbox import OUTBOX_BACKEND
+from horoscope_site.config import SITE_URL_RECORD
 
 
 class Command(BaseCommand):
-    help = "Prepare the knowledge base and the readings of every date on Earth now, and say where to look."
+    help = "Prepare what the site needs to run (knowledge base, every date's readings); `make run` calls it."
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--site-url",
+            help="the address `make run` serves on, recorded so commands run later by hand link to it too",
+        )
 
-    def handle(self, *args, host: str, port: int, **options):
+    def handle(self, *args, site_url: str | None, **options):
+        if site_url:
+            self.record_site_url(site_url)
         self.prepare_content()
-        base = f"http://{host}:{port}"
-        self.stdout.write("")
-        self.stdout.write(f"  Daily Horoscope: {base}/")
-        if settings.EMAIL_BACKEND == OUTBOX_BACKEND:
-            self.stdout.write(f"  Sent emails:     {base}/outbox/   (.eml files in {settings.EMAIL_OUTBOX_DIR})")
-        self.stdout.write(f"  Admin:           {base}/admin/")
-        self.stdout.write("                   (make a login: .venv/bin/python manage.py createsuperuser)")
-        self.stdout.write(f"  Health:          {base}/healthz")
-        self.stdout.write("")
+
+    def record_site_url(self, site_url: str) -> None:
+        if not site_url.startswith(("http://", "https://")):
+            raise CommandError(f"--site-url must start with http:// or https://, not {site_url!r}")
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        (settings.VAR_DIR / SITE_URL_RECORD).write_text(site_url.rstrip("/") + "\n", encoding="utf-8")
 
     def prepare_content(self) -> None:
         """Load and index the knowledge base, then write the missing forecasts of every date that is

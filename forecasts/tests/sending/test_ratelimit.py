@@ -131,3 +131,72 @@ def test_at_a_low_rate_one_slot_is_taken_at_a_time_however_fast_the_sender(setti
     limiter, clock = CountingLimiter(), Clock()
     sends(SendSlots(limiter, 14, clock=clock), clock, 50, every=0.0001)
     assert set(limiter.asked) == {1}
+
+
+# --- Slots expire: at SES-like rates (500+/s), taken in batches, on Redis and on the database ---
+
+FAST_RATE = 600  # sends per second; with a 0.05 s margin the window is 1.05 s
+
+
+def fill_then_refill(limiter) -> list[float]:
+    """Fill the window in batches of SLOTS_PER_TAKE, then take a second window's worth as the first
+    window's slots expire; returns when each slot was granted (monotonic)."""
+    capacity, window = window_for(FAST_RATE, limiter.margin)
+    granted: list[float] = []
+    while taken := limiter.acquire(FAST_RATE, timeout=0, count=SLOTS_PER_TAKE):
+        granted += [time.monotonic()] * taken
+    assert len(granted) >= capacity  # the loop stopped: the window was full
+
+    taken = limiter.acquire(FAST_RATE, timeout=3 * window, count=SLOTS_PER_TAKE)
+    assert taken, "the full window never freed up: slots do not expire"
+    granted += [time.monotonic()] * taken
+    assert window * 0.8 < granted[-1] - granted[0] < window * 2  # freed when the first slots expired
+
+    deadline = time.monotonic() + 3 * window
+    while len(granted) < 2 * capacity + SLOTS_PER_TAKE:
+        taken = limiter.acquire(FAST_RATE, timeout=max(0.0, deadline - time.monotonic()), count=SLOTS_PER_TAKE)
+        assert taken, f"only {len(granted)} slots in {3 * window:.2f} s: expired slots are not reused"
+        granted += [time.monotonic()] * taken
+    assert most_in_any_window(granted, 1.0) <= capacity
+    return granted
+
+
+def test_redis_slots_expire_at_hundreds_a_second(redis_url):
+    limiter = RedisRateLimiter(url=redis_url, key=f"test-rate-{uuid.uuid4().hex}", margin=0.05)
+    granted = fill_then_refill(limiter)
+    assert granted[-1] - granted[0] < 3.5
+
+
+@pytest.mark.django_db
+def test_database_slots_expire_at_hundreds_a_second():
+    limiter = DatabaseRateLimiter(key=f"test-rate-{uuid.uuid4().hex}", margin=0.05)
+    granted = fill_then_refill(limiter)
+    assert granted[-1] - granted[0] < 3.5
+
+
+class RecordingLimiter:
+    """A real limiter, remembering how many slots each round trip got."""
+
+    def __init__(self, limiter) -> None:
+        self.limiter = limiter
+        self.granted: list[int] = []
+
+    def acquire(self, rate: float, timeout: float | None = None, count: int = 1) -> int:
+        taken = self.limiter.acquire(rate, timeout=timeout, count=count)
+        self.granted.append(taken)
+        return taken
+
+
+def test_batched_slots_left_unspent_go_stale_and_are_never_sent_on(redis_url, settings):
+    settings.SES_RATE_WINDOW_MARGIN = 0.1  # a batch is spent within 50 ms of being taken, or dropped
+    limiter = RecordingLimiter(RedisRateLimiter(url=redis_url, key=f"test-rate-{uuid.uuid4().hex}", margin=0.1))
+    clock = Clock()
+    slots = SendSlots(limiter, FAST_RATE, clock=clock)
+
+    sends(slots, clock, 25, every=0.001)  # a fast sender: it takes batches
+    assert max(limiter.granted) == SLOTS_PER_TAKE and slots.left > 0
+    round_trips = len(limiter.granted)
+
+    clock.now += 0.2  # a pause (a slow render, a GC) past the batch's freshness
+    assert slots.take(deadline=clock.now + 5)
+    assert len(limiter.granted) == round_trips + 1  # a fresh slot from the limiter, not a stale one

@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
@@ -213,7 +214,7 @@ def test_the_email_has_its_headers_text_and_dark_mode_ready_html(settings):
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert headers["X-SES-CONFIGURATION-SET"] == "daily-horoscope-events"
     assert headers["X-Horoscope-Delivery"] == str(delivery.pk)
-    assert re.fullmatch(r"<[^@>]+@localhost>", headers["Message-ID"])
+    assert re.fullmatch(rf"<[^@>]+@{re.escape(urlsplit(settings.SITE_URL).hostname)}>", headers["Message-ID"])
     assert message.subject == "Leo, Sunday 9 March: Say it plainly & kindly"
 
     text = message.body

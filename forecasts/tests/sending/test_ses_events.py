@@ -153,6 +153,27 @@ def test_the_certificate_is_fetched_once(client, signer, sns_host, sent):
     assert sns_host.requests.count(CERT_PATH) - before == 1
 
 
+def test_the_certificate_fetch_never_follows_a_redirect(client, signer, sns_host, sent):
+    # The redirect leads to a genuine certificate on the same trusted host: following it would
+    # verify the signature. A redirect can lead anywhere, so the fetch stops at the 302.
+    target = "/SimpleNotificationService-redirectedtarget0000000000000000.pem"
+    sns_host.serve(target, signer.certificate_pem)
+    moved = "/SimpleNotificationService-movedaway000000000000000000000000.pem"
+    cert_url = sns_host.redirect(moved, sns_host.url(target))
+    message = signer.notification(ses_event("Delivery", sent), topic_arn=TOPIC, cert_url=cert_url)
+
+    response = post(client, message)
+
+    assert response.status_code == 400
+    assert b"signing certificate unavailable" in response.content
+    assert moved in sns_host.requests and target not in sns_host.requests
+    sent.refresh_from_db()
+    assert sent.status == Delivery.Status.SENT
+    with pytest.raises(OSError, match="302"):
+        ses_events.sns_fetch(cert_url)
+    assert target not in sns_host.requests
+
+
 def test_a_subscription_confirmation_from_a_trusted_topic_is_confirmed(client, signer, sns_host):
     subscribe = sns_host.serve("/", b"<ConfirmSubscriptionResponse/>")
     message = signer.subscription_confirmation(

@@ -163,17 +163,23 @@ def test_valid_access_token_returns_the_readers_forecast_for_their_local_date(cl
 
 
 @pytest.mark.django_db
-def test_reader_is_also_found_by_username_claim(client, cognito):
-    email = f"named-{uuid.uuid4().hex[:8]}@example.com"
-    sub = cognito_user(cognito, email)
-    user = User.objects.create_user(email=email)
-    SocialAccount.objects.create(user=user, provider="amazon_cognito", uid=sub)
-    Subscription.objects.create(user=user, sign="aries", status="active")
+def test_reader_is_found_by_sub_only_never_by_the_username_claim(client, cognito):
+    # Mallory's pool user name is Alice's sub: the token names Alice in `username`, Mallory in `sub`.
+    alice, _ = reader(cognito, sign="aries")
+    alice_sub = SocialAccount.objects.get(user=alice).uid
+    mallory_email = f"mallory-{uuid.uuid4().hex[:8]}@example.com"
+    mallory_sub = cognito_user(cognito, mallory_email)
     forecast(sign="aries")
 
-    claims = jwt.decode(tokens(cognito, email)["AccessToken"], options={"verify_signature": False})
-    assert claims["username"] == sub  # email is the pool's username attribute: username is the sub
-    assert reader_for_claims({"sub": "nobody", "username": sub}) == user
+    assert reader_for_claims({"sub": alice_sub, "username": "anything"}) == alice
+    assert reader_for_claims({"sub": mallory_sub, "username": alice_sub}) is None
+    assert reader_for_claims({"sub": "", "username": alice_sub}) is None
+    assert reader_for_claims({"username": alice_sub}) is None
+
+    claims = jwt.decode(tokens(cognito, mallory_email)["AccessToken"], options={"verify_signature": False})
+    assert claims["sub"] == mallory_sub
+    response = get(client, tokens(cognito, mallory_email)["AccessToken"])
+    assert response.status_code == 404  # Mallory has no reader account; Alice's forecast is not hers
 
 
 @pytest.mark.django_db

@@ -19,8 +19,8 @@ from accounts import selectors, services
 from accounts.forms import DeleteAccountForm, PreferencesForm
 from accounts.models import Subscription
 from accounts.signals import LOGIN_AT_SESSION_KEY
-from forecasts.models import Forecast
 from forecasts.sky import noon_wheel
+from forecasts.web.readings import readings_for_page
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 # How recent a login must be for an account without a password to be deleted.
@@ -43,7 +43,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if isinstance(subscription, HttpResponse):
         return subscription
     local_date = selectors.reader_local_date(subscription)
-    forecast = Forecast.objects.ready().filter(sign=subscription.sign, date=local_date).first()
+    # The reader's date is today somewhere, so a reading preparation has not written yet is written now.
+    forecast = readings_for_page(local_date, [subscription.sign]).get(subscription.sign)
     context = {
         "subscription": subscription,
         "sign": SIGNS_BY_SLUG[subscription.sign],

@@ -5,6 +5,7 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
+from forecasts.earth_dates import dates_to_prepare
 from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.sending.enqueue import SEND_TASK
 from forecasts.sending.send import DeliveriesRetryLater, deliveries_send
@@ -41,16 +42,19 @@ def deliveries_requeue_stale_task() -> dict:
 
 
 @shared_task(name="forecasts.tasks.forecasts_prepare_task")
-def forecasts_prepare_task(days_ahead: int = 1) -> dict:
-    """Beat: queue one task per forecast still missing for the UTC dates today .. today + days_ahead.
+def forecasts_prepare_task(days_ahead: int = 1, day: str | None = None) -> dict:
+    """Beat: queue one task per forecast still missing for every date that is today somewhere on
+    Earth now, and for the UTC dates up to today + days_ahead. `day` (YYYY-MM-DD) asks for that
+    one date only (an operator's re-run).
 
     One sign per task keeps each task short (at most OPENAI_MAX_ATTEMPTS model calls) and lets
     several workers write in parallel; the claim in forecasts/writing/generation.py makes duplicates harmless.
     """
-    missing = forecasts_missing(timezone.now().date(), days_ahead + 1)
-    for day, sign in missing:
-        forecast_prepare_task.delay(day.isoformat(), sign)
-    return {"queued": [f"{day.isoformat()} {sign}" for day, sign in missing]}
+    dates = [date.fromisoformat(day)] if day else dates_to_prepare(timezone.now(), days_ahead)
+    missing = forecasts_missing(dates[0], len(dates))
+    for missing_day, sign in missing:
+        forecast_prepare_task.delay(missing_day.isoformat(), sign)
+    return {"queued": [f"{missing_day.isoformat()} {sign}" for missing_day, sign in missing]}
 
 
 @shared_task(name="forecasts.tasks.forecast_prepare_task", acks_late=True)

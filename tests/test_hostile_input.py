@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 
 from accounts.models import Subscription, User
 from accounts.scheduling import local_date_of
+from forecasts.earth_dates import earliest_date
 from forecasts.models import Forecast
 
 PASSWORD = "Retrograde-Mercury-2231"
@@ -684,11 +685,11 @@ def test_hostile_forecast_text_is_escaped_on_every_page_that_shows_it(visitors):
         "overview": " ".join(payloads),
         "sections": {"love": payloads[1], "career": payloads[3], "<b>hx-topic</b>": payloads[2]},
     }
-    # Frozen, so that every page has the same "today". Public pages read the UTC date, the portal
-    # the reader's (Paris): from 22:00 or 23:00 UTC that is tomorrow, so both dates get the text.
+    # Frozen, so that every page has the same "today". Pages read the viewer's date: the reader's
+    # (Paris) when signed in, UTC-12's for a stranger; the date pages ask for the UTC one.
     with time_machine.travel(datetime.now(UTC), tick=False):
         today = datetime.now(UTC).date()
-        for day in {today, local_date_of(datetime.now(UTC), "Europe/Paris")}:
+        for day in {today, local_date_of(datetime.now(UTC), "Europe/Paris"), earliest_date(datetime.now(UTC))}:
             today_forecast(sign="taurus", day=day, **hostile)
         shown_on = {"/portal/", f"/signs/taurus/{today.isoformat()}/", "/signs/taurus/"}
         for who, client in visitors.items():

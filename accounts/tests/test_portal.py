@@ -44,15 +44,55 @@ def test_dashboard_shows_the_readers_forecast_for_their_sign_and_local_date(clie
     assert subscription.sign == "pisces"
 
 
-def test_dashboard_without_a_forecast_shows_sign_and_next_delivery_in_the_readers_zone(client, reader):
+def test_a_new_york_readers_first_dashboard_shows_their_own_dates_reading_written_at_once(client, reader):
+    # 02:30 UTC on 2 July is still 1 July (22:30) in New York: a fresh site, no reading written.
+    with time_machine.travel(datetime(2025, 7, 2, 2, 30, tzinfo=UTC), tick=False):
+        SubscriptionFactory(user=reader, sign="cancer", time_zone="America/New_York")
+        client.force_login(reader)
+        html = client.get("/portal/").content.decode()
+    written = Forecast.objects.get(sign="cancer")
+    assert written.date == date(2025, 7, 1) and written.is_ready
+    assert written.generator == "offline" and "on demand" in written.fallback_reason
+    assert "Tuesday 1 July 2025" in html and written.headline in html
+    assert "not written yet" not in html and "being written" not in html
+    assert not Forecast.objects.filter(date=date(2025, 7, 2)).exists()  # not New York's date yet
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "their_date", "shown"),
+    [
+        ("Etc/GMT+12", date(2026, 12, 4), "Friday 4 December 2026"),  # UTC-12: 22:30 the day before
+        ("Europe/London", date(2026, 12, 5), "Saturday 5 December 2026"),
+        ("Pacific/Kiritimati", date(2026, 12, 6), "Sunday 6 December 2026"),  # UTC+14: 00:30 the day after
+    ],
+)
+def test_at_10_30_utc_three_dates_exist_and_each_reader_sees_their_own(client, reader, time_zone, their_date, shown):
+    with time_machine.travel(datetime(2026, 12, 5, 10, 30, tzinfo=UTC), tick=False):
+        SubscriptionFactory(user=reader, sign="aries", time_zone=time_zone)
+        client.force_login(reader)
+        html = client.get("/portal/").content.decode()
+    (written,) = Forecast.objects.filter(sign="aries")
+    assert written.date == their_date and written.is_ready
+    assert shown in html and written.headline in html
+
+
+def test_while_another_worker_writes_the_reading_the_dashboard_says_so_and_when_the_email_comes(
+    client, reader, monkeypatch
+):
+    from forecasts.web import readings
+
+    monkeypatch.setattr(readings, "ON_DEMAND_WAIT_SECONDS", 0.3)
     with time_machine.travel(datetime(2025, 7, 1, 12, 0, tzinfo=UTC), tick=False):
         SubscriptionFactory(user=reader, sign="cancer", time_zone="America/Los_Angeles")
+        # A fresh claim: the worker holding it is writing the reading right now.
+        Forecast.objects.create(date=date(2025, 7, 1), sign="cancer", claimed_at=datetime.now(UTC))
         client.force_login(reader)
         html = client.get("/portal/").content.decode()
     assert "Cancer" in html
-    assert "not written yet" in html
+    assert "being written right now" in html
     # 12:00 UTC is 05:00 in Los Angeles: today's 06:00 is still ahead.
     assert "Tuesday 1 July, 06:00" in html and "America/Los_Angeles" in html
+    assert Forecast.objects.get(sign="cancer").status == Forecast.Status.GENERATING  # left to its writer
 
 
 def test_generating_or_failed_forecasts_are_not_shown(reader_client, subscription):

@@ -1,20 +1,30 @@
 """Public pages: the landing page, today's twelve readings, and each sign's page and archive.
 
-Pages only read forecasts; they never write one. A reading that is not ready yet shows as
-"being prepared" (forecasts_prepare writes them ahead of time).
+"Today" is the viewer's date (forecasts/web/readings.py says whose zone that is). A reading
+missing for a date that is today somewhere on Earth is written on demand; a past date without
+one says so plainly; a date that has begun nowhere is never listed or linked.
 """
 
+import logging
 from datetime import date, timedelta
 
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from accounts.scheduling import known_time_zones
+from accounts.selectors import subscription_for_user
+from forecasts.earth_dates import DateState, date_state
 from forecasts.models import Forecast
 from forecasts.sky import noon_wheel
-from forecasts.zodiac import SIGNS, SIGNS_BY_SLUG
+from forecasts.sky.wheel_png import WheelUnavailable, noon_wheel_png
+from forecasts.web.readings import missing_text, other_dates_on_earth, readings_for_page, viewer_today
+from forecasts.zodiac import SIGN_SLUGS, SIGNS, SIGNS_BY_SLUG
+
+logger = logging.getLogger(__name__)
 
 ARCHIVE_PAGE_SIZE = 30
 # The ephemeris covers 1900-2053; pages outside this range have nothing to show.
@@ -31,10 +41,6 @@ def glossary(request: HttpRequest) -> HttpResponse:
     return render(request, "forecasts/glossary.html")
 
 
-def _ready_forecasts(day: date) -> dict[str, Forecast]:
-    return {f.sign: f for f in Forecast.objects.ready().filter(date=day).order_by()}
-
-
 def _parse_day(text: str) -> date:
     try:
         day = date.fromisoformat(text)
@@ -45,9 +51,19 @@ def _parse_day(text: str) -> date:
     return day
 
 
+def _next_if_begun(day: date, now, viewer_today: date, known: bool) -> date | None:
+    """The next date, for a "next" link, if it has begun: for the viewer when we know their
+    zone, else somewhere on Earth."""
+    following = day + timedelta(days=1)
+    if known:
+        return following if following <= viewer_today else None
+    return None if date_state(following, now) is DateState.FUTURE else following
+
+
 def horoscopes_today(request: HttpRequest) -> HttpResponse:
-    """All twelve signs' readings for one date (?date=YYYY-MM-DD, default today in UTC)."""
-    today = timezone.now().date()
+    """All twelve signs' readings for one date (?date=YYYY-MM-DD, default the viewer's today)."""
+    now = timezone.now()
+    today, known = viewer_today(request, now)
     day = today
     if request.GET.get("date"):
         try:
@@ -57,36 +73,53 @@ def horoscopes_today(request: HttpRequest) -> HttpResponse:
         if day is None or not EARLIEST_DAY <= day <= LATEST_DAY:
             error = "That is not a date between 1901 and 2052 (use YYYY-MM-DD)."
             return render(request, "forecasts/today.html", {"error": error, "day": today}, status=400)
-    forecasts = _ready_forecasts(day)
+    forecasts = readings_for_page(day, SIGN_SLUGS, now)
     cards = [{"sign": sign, "forecast": forecasts.get(sign.slug)} for sign in SIGNS]
     context = {
         "day": day,
         "is_today": day == today,
         "cards": cards,
+        "missing_text": missing_text(day, now),
+        "other_dates": other_dates_on_earth(today, known, now) if day == today else [],
         "previous_day": day - timedelta(days=1),
-        "next_day": day + timedelta(days=1) if day < today + timedelta(days=1) else None,
+        "next_day": _next_if_begun(day, now, today, known),
         "wheel_svg": noon_wheel(day)[0],
     }
     return render(request, "forecasts/today.html", context)
 
 
+def _subscribe_link(request: HttpRequest, sign: str) -> str:
+    """Where a sign page's call to subscribe leads: sign-up with the sign chosen for a visitor,
+    the preferences for a reader of another sign, nowhere for a reader of this one."""
+    if not request.user.is_authenticated:
+        return reverse("account_signup") + "?" + urlencode({"sign": sign})
+    subscription = subscription_for_user(request.user)
+    if subscription is not None and subscription.sign == sign:
+        return ""
+    return reverse("portal:preferences")
+
+
 def sign_page(request: HttpRequest, sign: str) -> HttpResponse:
-    """One sign: today's reading and its archive by date."""
+    """One sign: the reading of the viewer's today and the earlier ones by date."""
     info = SIGNS_BY_SLUG.get(sign)
     if info is None:
         raise Http404("No such sign")
-    today = timezone.now().date()
-    archive = (
-        Forecast.objects.ready().filter(sign=sign, date__lte=today + timedelta(days=1)).only("date", "headline", "sign")
-    )
+    now = timezone.now()
+    today, known = viewer_today(request, now)
+    # Only dates before the viewer's today: none that has not begun for them.
+    archive = Forecast.objects.ready().filter(sign=sign, date__lt=today).only("date", "headline", "sign")
     page = Paginator(archive.order_by("-date"), ARCHIVE_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "sign": info,
         "day": today,
-        "forecast": Forecast.objects.ready().filter(sign=sign, date=today).first(),
+        "forecast": readings_for_page(today, [sign], now).get(sign),
+        "missing_text": missing_text(today, now),
+        "other_dates": other_dates_on_earth(today, known, now),
         "page": page,
         "wheel_svg": noon_wheel(today)[0],
         "signs": SIGNS,
+        "subscribe_url": _subscribe_link(request, sign),
+        "signed_in": request.user.is_authenticated,
     }
     return render(request, "forecasts/sign.html", context)
 
@@ -100,6 +133,8 @@ def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
     if info is None:
         raise Http404("No such sign")
     the_day = _parse_day(day)
+    now = timezone.now()
+    today, known = viewer_today(request, now)
     time_zone = request.GET.get("tz", "UTC")
     if time_zone not in known_time_zones():
         time_zone = "UTC"
@@ -107,11 +142,25 @@ def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
         "time_zone": time_zone,
         "sign": info,
         "day": the_day,
-        "forecast": Forecast.objects.ready().filter(sign=sign, date=the_day).first(),
-        "is_future": the_day > timezone.now().date() + timedelta(days=1),
-        "is_past": the_day < timezone.now().date() - timedelta(days=1),
+        "forecast": readings_for_page(the_day, [sign], now).get(sign),
+        "missing_text": missing_text(the_day, now),
         "previous_day": the_day - timedelta(days=1),
-        "next_day": the_day + timedelta(days=1),
+        "next_day": _next_if_begun(the_day, now, today, known),
         "wheel_svg": noon_wheel(the_day)[0],
     }
     return render(request, "forecasts/sign_day.html", context)
+
+
+def sky_wheel_png(request: HttpRequest, day: str) -> HttpResponse:
+    """The wheel of a date's noon sky as a PNG, for emails (which cannot show SVG)."""
+    try:
+        png = noon_wheel_png(_parse_day(day))
+    except WheelUnavailable as error:
+        logger.error("%s", error)
+        return HttpResponse("The sky wheel cannot be drawn on this server.", status=503, content_type="text/plain")
+    if not png:
+        raise Http404("No sky for that date")
+    response = HttpResponse(png, content_type="image/png")
+    # The sky of a date never changes, and the URL names the drawing's style: cache it for good.
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response

@@ -40,7 +40,7 @@ def prepare_today(faults) -> list[Forecast]:
     enqueued_on = timezone.now().date()
     candidates = (enqueued_on, enqueued_on + timedelta(days=1))
     with faults.enqueue():
-        forecasts_prepare_task.delay(days_ahead=0)
+        forecasts_prepare_task.delay(day=enqueued_on.isoformat())
 
     def written() -> list:
         return [
@@ -48,7 +48,7 @@ def prepare_today(faults) -> list[Forecast]:
         ]
 
     [day] = wait_for(written, timeout=90, interval=0.5, what="the twelve forecasts of today to be written")
-    assert Forecast.objects.filter(date__in=candidates).count() == 12  # one day only, as days_ahead=0 asks
+    assert Forecast.objects.filter(date__in=candidates).count() == 12  # one day only, as `day` asks
     return list(Forecast.objects.filter(date=day))
 
 

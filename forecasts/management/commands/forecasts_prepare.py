@@ -2,28 +2,32 @@
 
 manage.py forecasts_prepare [--date YYYY-MM-DD] [--days N]
 
-Without --date it prepares today's and tomorrow's UTC dates: tomorrow's forecast is read from
-10:00 UTC today in UTC+14, and today's may still be missing on a fresh site.
+Without --date it prepares every date that is today somewhere on Earth (UTC-12 to UTC+14: two
+or three dates) and the next date to begin, so no reader anywhere finds their reading missing.
 """
 
 from datetime import date
 
 from django.utils import timezone
 
+from forecasts.earth_dates import dates_on_earth_and_next
 from forecasts.management.commands._cli import OneLineCommand, usage_error
 from forecasts.writing.generation import forecasts_prepare_days
 
 
 class Command(OneLineCommand):
-    help = "Write the forecasts of a date for all twelve signs (default: today and tomorrow, UTC)."
+    help = "Write the forecasts of a date for all twelve signs (default: every date on Earth now and the next)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--date", dest="date_text", help="first date, YYYY-MM-DD (default: today in UTC)")
-        parser.add_argument("--days", type=int, help="how many consecutive dates (default: 2 without --date, else 1)")
+        parser.add_argument(
+            "--date", dest="date_text", help="first date, YYYY-MM-DD (default: the earliest date on Earth)"
+        )
+        parser.add_argument("--days", type=int, help="how many consecutive dates (default: 1 with --date)")
 
     def handle(self, *args, date_text: str | None, days: int | None, **options):
-        first = self._date(date_text) if date_text else timezone.now().date()
-        days = days if days is not None else (1 if date_text else 2)
+        owed = dates_on_earth_and_next(timezone.now())
+        first = self._date(date_text) if date_text else owed[0]
+        days = days if days is not None else (1 if date_text else len(owed))
         if not 1 <= days <= 31:
             raise usage_error("--days must be between 1 and 31")
         for result in forecasts_prepare_days(first, days):

@@ -7,7 +7,7 @@ from horoscope_site.config import SITE_URL_RECORD
 
 
 class Command(BaseCommand):
-    help = "Prepare what the site needs to run (knowledge base, today's forecasts); `make run` calls it."
+    help = "Prepare what the site needs to run (knowledge base, every date's readings); `make run` calls it."
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -27,13 +27,15 @@ class Command(BaseCommand):
         (settings.VAR_DIR / SITE_URL_RECORD).write_text(site_url.rstrip("/") + "\n", encoding="utf-8")
 
     def prepare_content(self) -> None:
-        """Load and index the knowledge base, then write today's and tomorrow's missing forecasts.
+        """Load and index the knowledge base, then write the missing forecasts of every date that is
+        today somewhere on Earth, and of the next date to begin.
 
         The offline composer writes them (seconds, no account needed); `forecasts_prepare` and the
         admin's "write again" use the configured generator.
         """
         from django.utils import timezone
 
+        from forecasts.earth_dates import dates_on_earth_and_next
         from forecasts.writing.generation import OFFLINE_PATH, forecasts_prepare_days
         from forecasts.writing.knowledge import KnowledgeError
         from forecasts.writing.retrieval import RetrievalError, knowledge_index
@@ -43,7 +45,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Knowledge base: {report.loaded.summary()}; index: {report.summary()}.")
         except (KnowledgeError, RetrievalError) as error:
             self.stderr.write(f"Knowledge base not indexed ({error}); forecasts use what is there.")
-        results = forecasts_prepare_days(timezone.now().date(), 2, generator_path=OFFLINE_PATH)
+        dates = dates_on_earth_and_next(timezone.now())
+        results = forecasts_prepare_days(dates[0], len(dates), generator_path=OFFLINE_PATH)
         for result in results:
             self.stdout.write(
                 f"Forecasts for {result.day}: {len(result.generated)} written, {len(result.skipped)} ready."

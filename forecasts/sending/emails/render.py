@@ -80,6 +80,11 @@ def web_version_url(forecast: Forecast) -> str:
     )
 
 
+def wheel_png_url(day) -> str:
+    """The absolute address of the date's sky wheel as a PNG (the same for every reader)."""
+    return settings.SITE_URL + reverse("forecasts:sky_wheel_png", kwargs={"day": day.isoformat()})
+
+
 SUBJECT_TEMPLATE = "emails/daily_subject.txt"
 TEXT_TEMPLATE = "emails/daily.txt"
 HTML_TEMPLATE = "emails/daily.html"
@@ -132,7 +137,7 @@ def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> Forec
     def local_text(text) -> str:
         return replace_slots(str(text or ""), slot_placeholder)
 
-    wheel_svg, wheel_alt = noon_wheel(forecast.date)
+    wheel_svg, wheel_alt = noon_wheel(forecast.date)  # the SVG only says whether there is a wheel
     sections = [{**section, "text": local_text(section["text"])} for section in forecast.sections_in_order()]
     advice = forecast.advice if isinstance(forecast.advice, dict) else {}
     context = {
@@ -145,7 +150,9 @@ def render_forecast_parts(forecast: Forecast, subject_prefix: str = "") -> Forec
         "advice": {key: local_text(advice.get(key)) for key in ("do", "dont")},
         "facts": [{"key": f"sky_{i}", "text": line.render(placeholder)} for i, (_, line) in enumerate(ranked)],
         "glossary_url": settings.SITE_URL + reverse("forecasts:glossary"),
-        "wheel_svg": wheel_svg,
+        "wheel_url": wheel_png_url(forecast.date) if wheel_svg else "",
+        # The image's alt is short; the positions follow it as text, also when images are blocked.
+        "wheel_title": f"Zodiac wheel of the sky at noon UTC on {forecast.date.day} {forecast.date:%B %Y}",
         "wheel_alt": wheel_alt,
         "preferences_url": preferences_url(),
         "site_url": settings.SITE_URL,

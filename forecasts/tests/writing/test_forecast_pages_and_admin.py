@@ -1,6 +1,6 @@
 """Public reading pages, the shared include, the Forecast admin and the commands around them."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time
 from io import StringIO
 
 import pytest
@@ -9,7 +9,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.template import Context, Template
 from django.urls import reverse
-from django.utils import timezone
 
 from forecasts.models import Forecast
 from forecasts.writing.generation import forecasts_prepare
@@ -27,24 +26,32 @@ def day_written(kb, settings):
 
 
 @pytest.mark.django_db
-def test_the_day_page_shows_all_twelve_signs_and_says_when_one_is_being_prepared(day_written, client):
-    Forecast.objects.filter(date=DAY, sign="leo").update(status=Forecast.Status.GENERATING)
+def test_the_day_page_shows_all_twelve_signs_and_says_plainly_when_a_past_one_was_never_written(day_written, client):
+    Forecast.objects.filter(date=DAY, sign="leo").update(status=Forecast.Status.FAILED)
     response = client.get(reverse("forecasts:today"), {"date": DAY.isoformat()})
     assert response.status_code == 200
     html = response.content.decode()
     for sign in SIGNS:
         assert sign.name in html
-    assert html.count("being prepared") == 1
+    assert html.count("No reading was written for this date.") == 1
+    assert "being written" not in html and "check back" not in html.lower()  # nothing will write a past date
     assert Forecast.objects.get(date=DAY, sign="aries").headline in html
     assert "<svg" in html  # the sky wheel of that date
 
 
 @pytest.mark.django_db
-def test_today_without_forecasts_never_writes_one_in_the_request(kb, client):
-    response = client.get(reverse("forecasts:today"))
+def test_today_on_a_fresh_site_writes_the_visitors_dates_readings_at_once(kb, client):
+    # 10:30 UTC: UTC-12, the date a visitor we know nothing about is shown, is still on 4 December.
+    with time_machine.travel(datetime(2026, 12, 5, 10, 30, tzinfo=UTC), tick=False):
+        response = client.get(reverse("forecasts:today"))
     assert response.status_code == 200
-    assert response.content.decode().count("being prepared") == 12
-    assert not Forecast.objects.exists()
+    html = response.content.decode()
+    written = Forecast.objects.ready().filter(date=date(2026, 12, 4))
+    assert written.count() == 12 and set(written.values_list("generator", flat=True)) == {"offline"}
+    assert Forecast.objects.count() == 12
+    assert all(forecast.headline in html for forecast in written)
+    # The dates after it are today elsewhere: offered, each a link.
+    assert "?date=2026-12-05" in html and "?date=2026-12-06" in html and "?date=2026-12-07" not in html
 
 
 @pytest.mark.django_db
@@ -59,13 +66,12 @@ def test_bad_dates_and_signs_are_a_400_or_404_never_a_500(kb, client):
 
 @pytest.mark.django_db
 def test_a_sign_page_has_its_reading_wheel_and_archive(day_written, client):
-    today = timezone.now().date()
-    Forecast.objects.filter(date=DAY, sign="virgo").update(date=today)
-    with time_machine.travel(timezone.now(), tick=False):  # the page's "today" is the one written above
+    # 18:00 UTC on DAY: DAY everywhere from UTC-12 (06:00) to UTC+9:30.
+    with time_machine.travel(datetime.combine(DAY, time(18, 0), tzinfo=UTC), tick=False):
         response = client.get(reverse("forecasts:sign", args=["virgo"]))
     html = response.content.decode()
     assert response.status_code == 200
-    today_forecast = Forecast.objects.get(date=today, sign="virgo")
+    today_forecast = Forecast.objects.get(date=DAY, sign="virgo")
     assert today_forecast.headline in html and "<svg" in html
     assert "In the sky to the end of your day" in html
     day_response = client.get(reverse("forecasts:sign_day", args=["leo", DAY.isoformat()]))
@@ -139,14 +145,16 @@ def test_admin_actions_approve_and_regenerate(day_written, admin_client):
 
 
 @pytest.mark.django_db
-def test_forecasts_prepare_command_writes_today_and_tomorrow_by_default(kb, settings):
+def test_forecasts_prepare_command_writes_every_date_on_earth_and_the_next_by_default(kb, settings):
     settings.FORECAST_GENERATOR = OFFLINE
     out = StringIO()
-    with time_machine.travel(timezone.now(), tick=False):  # "today" is the command's, even at midnight
+    # 23:30 UTC on 5 December: the 5th from UTC-12 to UTC+0, the 6th from UTC+1 to UTC+14.
+    with time_machine.travel(datetime(2026, 12, 5, 23, 30, tzinfo=UTC), tick=False):
         call_command("forecasts_prepare", stdout=out)
-        today = timezone.now().date()
-    assert f"{today}: 12 written" in out.getvalue()
-    assert f"{today + timedelta(days=1)}: 12 written" in out.getvalue()
+    today = date(2026, 12, 5)
+    for day in ("2026-12-05", "2026-12-06", "2026-12-07"):
+        assert f"{day}: 12 written" in out.getvalue()
+    assert "2026-12-04" not in out.getvalue() and "2026-12-08" not in out.getvalue()
     out = StringIO()
     call_command("forecasts_prepare", "--date", today.isoformat(), stdout=out)
     assert "0 written, 12 already done" in out.getvalue()
@@ -155,13 +163,14 @@ def test_forecasts_prepare_command_writes_today_and_tomorrow_by_default(kb, sett
 
 
 @pytest.mark.django_db
-def test_site_prepare_loads_the_knowledge_base_and_writes_two_days(settings):
+def test_site_prepare_loads_the_knowledge_base_and_writes_every_date_on_earth(settings):
     settings.FORECAST_GENERATOR = "forecasts.writing.generators.openai_responses.OpenAIGenerator"  # not used by it
     out = StringIO()
-    with time_machine.travel(timezone.now(), tick=False):  # "today" is the command's, even at midnight
+    # 10:30 UTC on 5 December: still the 4th at UTC-12, already the 6th at UTC+14; the 7th begins next.
+    with time_machine.travel(datetime(2026, 12, 5, 10, 30, tzinfo=UTC), tick=False):
         call_command("site_prepare", stdout=out)
-        today = timezone.now().date()
-    assert Forecast.objects.filter(date__in=[today, today + timedelta(days=1)]).count() == 24
+    dates = [date(2026, 12, day) for day in (4, 5, 6, 7)]
+    assert Forecast.objects.ready().filter(date__in=dates).count() == 48 == Forecast.objects.count()
     assert set(Forecast.objects.values_list("generator", flat=True)) == {"offline"}
     assert "Knowledge base:" in out.getvalue()
 

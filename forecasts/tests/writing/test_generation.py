@@ -1,7 +1,7 @@
 """Writing forecasts: OpenAI against a local Responses API server, the offline twin, and the claims."""
 
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
@@ -236,8 +236,8 @@ def test_the_beat_task_queues_one_task_per_missing_forecast(kb, settings):
     from horoscope_site.celery import app
 
     settings.FORECAST_GENERATOR = "forecasts.writing.generators.offline.OfflineComposer"
-    # Frozen: the task's "today" is the one written here, even if midnight UTC passes meanwhile.
-    with time_machine.travel(timezone.now(), tick=False):
+    # Frozen at 20:00 UTC, when the dates on Earth are today (from UTC-12) and tomorrow (UTC+14).
+    with time_machine.travel(datetime(2026, 12, 5, 20, 0, tzinfo=UTC), tick=False):
         today = timezone.now().date()
         forecast_get_or_generate(today, "leo")
         app.conf.task_always_eager = True

@@ -147,10 +147,16 @@ class Phrasebook:
         return counts
 
 
+# libyaml's parser when PyYAML was built with it: the pure-Python one takes seconds for the book,
+# and a web process pays that on the first reading it writes on demand.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _scalar(node: yaml.Node, path: Path, what: str):
     if not isinstance(node, yaml.ScalarNode):
         raise PhrasebookError(path, node.start_mark.line + 1, f"{what} must be a single value")
-    return yaml.safe_load(yaml.serialize(node))
+    # Safe construction of the composed node itself (types resolved as safe_load would).
+    return yaml.constructor.SafeConstructor().construct_object(node)
 
 
 def _mapping(node: yaml.Node, path: Path, what: str) -> dict[str, yaml.Node]:
@@ -161,7 +167,7 @@ def _mapping(node: yaml.Node, path: Path, what: str) -> dict[str, yaml.Node]:
 
 def _read_file(path: Path, entries: dict, seen_ids: dict[str, tuple[Path, int]]) -> None:
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=_LOADER)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise PhrasebookError(path, (mark.line + 1) if mark else 1, f"not valid YAML: {error}") from None

@@ -25,6 +25,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 ## Run the site on its embedded defaults: web + Celery worker + beat, Ctrl-C stops all.
 ## devtools/run.py migrates, prepares, starts the Procfile and prints where to look once it is up.
 run: $(VENV)/.runtime-installed
+	bash scripts/install-system-deps --runtime
 	HOST=$(HOST) exec $(BIN)/python -m devtools.run
 
 ## Install the Debian packages the tests need (root only; skipped when present).

@@ -2,6 +2,9 @@
 
 A person can open the files with any mail client, or read them in the browser at
 /outbox/ while the site runs with this backend (see forecasts/web/outbox_views.py).
+Like SES, it gives each message an id (on the message, where django-ses puts SES's) and
+records what it accepted as SES's Send events do (forecasts/sending/send_records.py), so a
+lost worker's deliveries are settled by the same code in local mode as with SES.
 """
 
 import os
@@ -17,12 +20,14 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
+from forecasts.sending.send_records import send_record_outbox
+
 OUTBOX_BACKEND = "forecasts.sending.outbox.OutboxEmailBackend"
 _lock = threading.Lock()
 
 
 class OutboxEmailBackend(BaseEmailBackend):
-    """Write each message as `<UTC timestamp>-<id>.eml` into EMAIL_OUTBOX_DIR."""
+    """Write each message as `<UTC timestamp>-<id>.eml` into EMAIL_OUTBOX_DIR, and record its Send."""
 
     def __init__(self, fail_silently: bool = False, outbox_dir: str | os.PathLike | None = None, **kwargs):
         super().__init__(fail_silently=fail_silently, **kwargs)
@@ -34,14 +39,17 @@ class OutboxEmailBackend(BaseEmailBackend):
         for message in email_messages:
             if not message.recipients():
                 continue
-            stamp = timezone.now().strftime("%Y%m%dT%H%M%S%fZ")
-            name = f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+            now = timezone.now()
+            message_id = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}"
+            name = f"{message_id}.eml"
             data = message.message().as_bytes(linesep="\r\n")
             # Write then rename, so a reader never sees half a message.
             partial = self.outbox_dir / f".{name}.part"
             with _lock:
                 partial.write_bytes(data)
                 partial.rename(self.outbox_dir / name)
+            send_record_outbox(message_id, message.extra_headers, message.recipients(), now)
+            message.extra_headers["message_id"] = message_id  # as django-ses stores SES's MessageId
             sent += 1
         return sent
 

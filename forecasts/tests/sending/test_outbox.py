@@ -13,6 +13,7 @@ def send_sample(outbox_dir, subject="Your Tuesday sky", html="<p><strong>Venus</
     return connection.send_messages([message])
 
 
+@pytest.mark.django_db
 def test_each_message_becomes_a_readable_eml_file(tmp_path):
     assert send_sample(tmp_path) == 1
     [path] = outbox_messages(tmp_path)
@@ -22,6 +23,20 @@ def test_each_message_becomes_a_readable_eml_file(tmp_path):
     assert message["To"] == "reader@example.test"
     assert message.get_body(preferencelist=("plain",)).get_content().strip() == "Plain words for you"
     assert "<strong>Venus</strong>" in message.get_body(preferencelist=("html",)).get_content()
+
+
+@pytest.mark.django_db
+def test_the_outbox_records_what_it_accepted_as_ses_records_a_send_event(tmp_path):
+    from forecasts.models import SesEvent
+
+    message = EmailMultiAlternatives("s", "b", "from@example.test", ["reader@example.test"])
+    assert OutboxEmailBackend(outbox_dir=tmp_path).send_messages([message]) == 1
+    [path] = outbox_messages(tmp_path)
+    # The message id is the file's name, given back on the message where django-ses puts SES's.
+    assert message.extra_headers["message_id"] == path.stem
+    [record] = SesEvent.objects.all()
+    assert (record.event_type, record.ses_message_id, record.recipients) == ("Send", path.stem, ["reader@example.test"])
+    assert record.delivery is None  # no X-Horoscope-Delivery header: not a daily email
 
 
 def test_messages_without_recipients_are_not_written(tmp_path):

@@ -11,6 +11,7 @@ import signal
 import threading
 
 _stop = threading.Event()
+_pool_child = [False]  # set by worker_process_init: only pool children take SIGTERM this way
 
 
 def stop_requested() -> bool:
@@ -21,7 +22,22 @@ def request_stop(signum=None, frame=None) -> None:
     _stop.set()
 
 
-def stop_on_sigterm() -> None:
-    """In a pool child: SIGTERM asks the running send to hand its batch back (see the module)."""
+def ignore_sigterm_until_a_task() -> None:
+    """worker_process_init, in a pool child: an idle child ignores SIGTERM (it ends when its parent
+    closes the pool). billiard then leaves it so, instead of putting its own exit handler there."""
     _stop.clear()
-    signal.signal(signal.SIGTERM, request_stop)
+    _pool_child[0] = True
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def stop_on_sigterm() -> None:
+    """Before each task, in a pool child: SIGTERM asks the running send to hand its batch back.
+
+    A request counts for the task running when it came: the worker that got it too takes no
+    new task, and a child signalled alone must not hand back every batch after it.
+    """
+    if not _pool_child[0]:
+        return
+    _stop.clear()
+    if signal.getsignal(signal.SIGTERM) is not request_stop:
+        signal.signal(signal.SIGTERM, request_stop)

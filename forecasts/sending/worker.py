@@ -20,7 +20,7 @@ from forecasts.sending.emails.render import DAILY_TEMPLATES
 from forecasts.sending.enqueue import SEND_TASK
 from forecasts.sending.heartbeats import heartbeat_record, heartbeats_forget_gone
 from forecasts.sending.holders import set_worker_name, this_worker
-from forecasts.sending.stopping import stop_on_sigterm
+from forecasts.sending.stopping import ignore_sigterm_until_a_task, stop_on_sigterm
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +97,13 @@ def name_the_worker(sender=None, **kwargs) -> None:
 
 
 def in_pool_child(**kwargs) -> None:
-    """worker_process_init: SIGTERM hands the running batch back instead of killing the child."""
-    stop_on_sigterm()
+    """worker_process_init: SIGTERM must not kill a pool child (see forecasts/sending/stopping.py)."""
+    ignore_sigterm_until_a_task()
+
+
+def before_a_task(**kwargs) -> None:
+    """task_prerun, in the process running it: SIGTERM hands the running batch back."""
+    stop_on_sigterm()  # only in a pool child: not in a solo worker's or an eager run's process
 
 
 def load_the_send_path(**kwargs) -> None:
@@ -125,4 +130,5 @@ def connect_worker_hooks(app) -> None:
     signals.worker_init.connect(load_the_send_path, dispatch_uid="forecasts.load_the_send_path")
     signals.worker_init.connect(name_the_worker, dispatch_uid="forecasts.name_the_worker")
     signals.worker_process_init.connect(in_pool_child, dispatch_uid="forecasts.in_pool_child")
+    signals.task_prerun.connect(before_a_task, dispatch_uid="forecasts.before_a_task")
     signals.task_received.connect(hold_received_deliveries, dispatch_uid="forecasts.hold_received_deliveries")

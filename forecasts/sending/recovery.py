@@ -31,6 +31,7 @@ from forecasts.models import Delivery, Forecast
 from forecasts.sending.delivery_status import STUCK_REASON
 from forecasts.sending.enqueue import deliveries_enqueue
 from forecasts.sending.holders import Holders
+from forecasts.sending.outbox import OUTBOX_BACKEND, outbox_deliver_accepted
 from forecasts.sending.send_records import deliveries_settle, send_record_wait_seconds, send_records_complete
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class RecoveryReport:
     resent: int = 0  # sending, and no Send record: enqueued again
     unknown: int = 0  # sending, no Send record, and records that cannot be trusted: for the operator
     forecasts_released: int = 0
+    outbox_filed: int = 0  # messages a killed process had recorded but not yet put in the outbox
+    outbox_dropped: int = 0  # and those it had not recorded: never accepted
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +80,8 @@ def workers_recover_lost(now: datetime | None = None) -> RecoveryReport:
     """Recover what lost workers held (see the module); a fixed number of queries per lost holder set."""
     now = now or timezone.now()
     report = RecoveryReport()
+    if settings.EMAIL_BACKEND == OUTBOX_BACKEND:
+        report.outbox_filed, report.outbox_dropped = outbox_deliver_accepted()
     holders = Holders(now)
     if not holders.beats:
         return report
@@ -90,7 +95,7 @@ def workers_recover_lost(now: datetime | None = None) -> RecoveryReport:
         _recover_deliveries(lost, holders, now, report)
     if released:
         _enqueue_waiting_for(released)
-    if report.requeued or report.settled_sent or report.resent or report.unknown or report.forecasts_released:
+    if any(value for name, value in report.as_dict().items() if name != "lost"):
         logger.warning("Recovered from lost workers: %s", report.as_dict())
     return report
 

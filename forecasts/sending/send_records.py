@@ -36,8 +36,8 @@ def _delivery_id(headers: dict) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def send_record_outbox(message_id: str, headers: dict, recipients: Sequence[str], at: datetime) -> None:
-    """The outbox accepted a message: log it as SES logs a Send event (event type, message id, delivery)."""
+def send_record_outbox(message_id: str, headers: dict, recipients: Sequence[str], at: datetime) -> bool:
+    """The outbox accepts a message: log it as SES logs a Send event; False if it could not be."""
     stamp = at.isoformat().replace("+00:00", "Z")
     payload = {
         "eventType": "Send",
@@ -54,20 +54,27 @@ def send_record_outbox(message_id: str, headers: dict, recipients: Sequence[str]
         outcome="accepted by the outbox",
         payload=payload,
     )
-    try:
-        with transaction.atomic():
-            record.save()
-    except IntegrityError:
-        # Not one of our deliveries (a test email, a deleted reader): the record still counts.
-        record.delivery_id = None
+    for _ in range(2):
         try:
             with transaction.atomic():
                 record.save()
+            return True
+        except IntegrityError:
+            # Not one of our deliveries (a test email, a deleted reader): the record still counts.
+            record.delivery_id = None
         except DatabaseError:
-            logger.exception("outbox message %s accepted but not recorded", message_id)
-    except DatabaseError:
-        # The file is written: the email is in the outbox. Only reconciliation loses sight of it.
-        logger.exception("outbox message %s accepted but not recorded", message_id)
+            logger.exception("outbox message %s could not be recorded", message_id)
+            return False
+    return False
+
+
+def outbox_recorded(message_ids: Iterable[str]) -> list[str]:
+    """Which of these outbox message ids have a Send record (one query)."""
+    return list(
+        SesEvent.objects.filter(sns_type=OUTBOX_SNS_TYPE, ses_message_id__in=list(message_ids)).values_list(
+            "ses_message_id", flat=True
+        )
+    )
 
 
 def send_records(delivery_ids: Iterable[int]) -> dict[int, tuple[str, datetime]]:

@@ -83,10 +83,10 @@ def hold_received_deliveries(sender=None, request=None, **kwargs) -> None:
         return
     try:
         deliveries_hold(request.args[0], this_worker())
-    except DatabaseError as exc:
-        # The task runs anyway; only a quick recovery of it is lost.
+    except Exception as exc:  # never in the way of consuming: the task runs anyway, only a quick recovery is lost
         logger.warning("deliveries of task %s not noted as held: %s: %s", request.id, type(exc).__name__, exc)
-        connection.close()
+        if isinstance(exc, DatabaseError):
+            connection.close()
 
 
 def name_the_worker(sender=None, **kwargs) -> None:

@@ -86,3 +86,28 @@ def test_outbox_is_staff_only_without_debug(client, outbox_site, settings):
 def test_outbox_is_not_served_when_mail_goes_elsewhere(client, outbox_site, settings):
     settings.EMAIL_BACKEND = "django_ses.SESBackend"
     assert client.get("/outbox/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_message_left_half_filed_by_a_killed_process_is_filed_if_recorded_and_dropped_if_not(tmp_path):
+    import os
+    import time
+
+    from forecasts.sending.outbox import ABANDONED_AFTER_S, outbox_deliver_accepted
+    from forecasts.sending.send_records import send_record_outbox
+
+    # What a process killed after recording one message, and before recording another, left behind.
+    recorded, unrecorded = tmp_path / ".20250309T060000000000Z-aaaaaaaa.eml.part", tmp_path / ".x-bbbbbbbb.eml.part"
+    for path in (recorded, unrecorded):
+        path.write_bytes(b"To: reader@example.test\r\nSubject: s\r\n\r\nb\r\n")
+    from django.utils import timezone
+
+    send_record_outbox("20250309T060000000000Z-aaaaaaaa", {}, ["reader@example.test"], timezone.now())
+    assert outbox_deliver_accepted(tmp_path) == (0, 0)  # young: perhaps a sender still at work
+    old = time.time() - ABANDONED_AFTER_S - 1
+    for path in (recorded, unrecorded):
+        os.utime(path, (old, old))
+
+    assert outbox_deliver_accepted(tmp_path) == (1, 1)
+    assert [p.name for p in outbox_messages(tmp_path)] == ["20250309T060000000000Z-aaaaaaaa.eml"]
+    assert list(tmp_path.glob(".*")) == []

@@ -85,7 +85,7 @@ def workers_recover_lost(now: datetime | None = None) -> RecoveryReport:
     holders = Holders(now)
     if not holders.beats:
         return report
-    lost: dict[str, datetime | None] = {}  # holder -> what it took before this is lost (None: all)
+    lost: dict[str, datetime] = {}  # holder -> what it took before this instant is no longer in its hands
     for holder in Delivery.objects.filter(_held()).order_by().values_list("held_by", flat=True).distinct():
         cutoff = holders.lost_before(holder)
         if cutoff is not None:

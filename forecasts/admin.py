@@ -42,6 +42,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "sent_at",
         "delivered_at",
         "updated_at",
+        "held_by",
     ]
     actions = ["resend"]
     change_list_template = "admin/forecasts/delivery/change_list.html"
@@ -59,9 +60,17 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resend the selected failed or unknown deliveries", permissions=["change"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
-        count = deliveries_resend(queryset.filter(status__in=RESENDABLE).values_list("id", flat=True))
-        skipped = queryset.count() - count
+        resendable = list(queryset.filter(status__in=RESENDABLE).values_list("id", flat=True))
+        count = deliveries_resend(resendable)
+        skipped = queryset.count() - len(resendable)
         self.message_user(request, f"{count} deliveries put back in the queue and sent to the workers.")
+        settled = Delivery.objects.filter(id__in=resendable, status=Delivery.Status.SENT).count()
+        if settled:
+            self.message_user(
+                request,
+                f"{settled} not resent: the email service has a record of accepting them, so they are marked sent.",
+                messages.WARNING,
+            )
         if skipped:
             self.message_user(
                 request, f"{skipped} skipped: only failed or unknown deliveries can be resent.", messages.WARNING

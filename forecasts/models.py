@@ -82,6 +82,9 @@ class Forecast(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Who holds a `generating` claim ("worker@host/pid", forecasts/sending/holders.py): when that
+    # worker is lost, the claim is released at once (forecasts/sending/recovery.py).
+    claimed_by = models.CharField(max_length=300, blank=True, editable=False)
     edited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -146,6 +149,9 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The worker holding it while queued in a task it received ("worker@host") or while sending
+    # ("worker@host/pid"); empty otherwise. A lost holder's deliveries are recovered at once.
+    held_by = models.CharField(max_length=300, blank=True, editable=False)
 
     class Meta:
         ordering = ["-local_date", "-due_at"]
@@ -157,6 +163,13 @@ class Delivery(models.Model):
             models.Index(fields=["status", "queued_at"], name="delivery_status_queued_idx"),
             models.Index(fields=["local_date", "status"], name="delivery_date_status_idx"),
             models.Index(fields=["ses_message_id"], name="delivery_ses_message_idx"),
+            # Only rows a worker holds right now (a few batches per worker): dispatch and the
+            # claim never write it for other rows, and recovery reads it without a table scan.
+            models.Index(
+                fields=["held_by", "status"],
+                name="delivery_held_idx",
+                condition=models.Q(status__in=["queued", "sending"]) & ~models.Q(held_by=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -201,6 +214,8 @@ class WorkerHeartbeat(models.Model):
 
     hostname = models.CharField(max_length=255, unique=True, help_text="The worker's node name, e.g. celery@host.")
     beat_at = models.DateTimeField(help_text="Its latest heartbeat (the worker's clock).")
+    # Its processes at that beat (main and pool): a pid gone from here was killed or replaced.
+    pids = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-beat_at"]

@@ -1,5 +1,6 @@
 """Celery tasks: thin wrappers that call one service each (forecasts/sending/, forecasts/writing/)."""
 
+import logging
 from datetime import date
 
 from celery import shared_task
@@ -8,16 +9,30 @@ from django.utils import timezone
 from forecasts.earth_dates import dates_to_prepare
 from forecasts.sending.dispatch import deliveries_dispatch_due
 from forecasts.sending.enqueue import SEND_TASK
+from forecasts.sending.recovery import workers_recover_lost
 from forecasts.sending.send import DeliveriesRetryLater, deliveries_send
 from forecasts.sending.upkeep import deliveries_requeue_stale
 from forecasts.writing.generation import forecast_get_or_generate, forecasts_missing
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(name="forecasts.tasks.deliveries_dispatch_due_task")
 def deliveries_dispatch_due_task() -> dict:
-    """Every minute (beat): claim due subscriptions and queue their emails."""
+    """Every minute (beat): recover what lost workers held, then claim due subscriptions and queue their emails."""
+    try:
+        recovered = workers_recover_lost().as_dict()
+    except Exception:
+        # The day's dispatch must not wait on recovery; the next minute tries again.
+        logger.exception("Recovery from lost workers failed")
+        recovered = None
     result = deliveries_dispatch_due()
-    return {"claimed": result.claimed, "queued": len(result.delivery_ids), "skipped_late": result.skipped_late}
+    return {
+        "claimed": result.claimed,
+        "queued": len(result.delivery_ids),
+        "skipped_late": result.skipped_late,
+        "recovered": recovered,
+    }
 
 
 @shared_task(

@@ -269,8 +269,19 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Each worker records a heartbeat in the database this often; /healthz wants one from the last
 # three intervals (see forecasts/sending/heartbeats.py).
-WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=30)
+WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=15)
 require(WORKER_HEARTBEAT_SECONDS > 0, "WORKER_HEARTBEAT_SECONDS must be a positive number of seconds")
+# A worker silent this long is lost: what it held is recovered by the next dispatch
+# (forecasts/sending/recovery.py). Three beats, as for /healthz.
+WORKER_LOST_SECONDS = env.int("WORKER_LOST_SECONDS", default=3 * WORKER_HEARTBEAT_SECONDS)
+require(WORKER_LOST_SECONDS > WORKER_HEARTBEAT_SECONDS, "WORKER_LOST_SECONDS must exceed WORKER_HEARTBEAT_SECONDS")
+# A claimed chunk's emails are handed to SES within this many seconds of the claim, or put back;
+# so recovery knows when a lost worker can no longer be sending what it claimed.
+SEND_CLAIM_LEASE_SECONDS = env.int("SEND_CLAIM_LEASE_SECONDS", default=20)
+# On when the SES configuration set publishes Send events to /ses/events/: a lost worker's email
+# with no Send event SES_SEND_EVENT_WAIT_SECONDS later never reached SES and is sent again.
+SES_SEND_EVENTS = env.bool("SES_SEND_EVENTS", default=False)
+SES_SEND_EVENT_WAIT_SECONDS = env.int("SES_SEND_EVENT_WAIT_SECONDS", default=30)
 
 REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {

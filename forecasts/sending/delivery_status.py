@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from forecasts.models import Delivery
 from forecasts.sending.bulk import update_rows
+from forecasts.sending.holders import this_holder
 
 # The fields a recorded outcome writes (deliveries_record).
-OUTCOME_FIELDS = ["status", "forecast", "ses_message_id", "sent_at", "sending_at", "error", "updated_at"]
+OUTCOME_FIELDS = ["status", "forecast", "ses_message_id", "sent_at", "sending_at", "error", "updated_at", "held_by"]
 RESENDABLE = (Delivery.Status.FAILED, Delivery.Status.UNKNOWN)
 STUCK_REASON = (
     "The worker stopped while sending this email. It is not resent automatically: the email may "
@@ -41,7 +42,8 @@ def delivery_mark(delivery: Delivery, status: str, error: str | None = None, **v
 def deliveries_record(deliveries: Sequence[Delivery]) -> None:
     """Write the outcomes marked on deliveries this worker holds (`sending`), in one statement.
 
-    Rows an SES event already moved on (e.g. to delivered) are left as they are.
+    Rows an SES event already moved on (e.g. to delivered) are left as they are. Each outcome
+    ends the hold: the caller marks `held_by` empty.
     """
     update_rows(Delivery, deliveries, OUTCOME_FIELDS, only_status=Delivery.Status.SENDING)
 
@@ -54,6 +56,7 @@ def deliveries_claim(delivery_ids: Sequence[int], now: datetime) -> list[int]:
     """
     connection = connections[router.db_for_write(Delivery)]
     meta = Delivery._meta
+    holder = this_holder()
     if connection.vendor != "postgresql":
         with transaction.atomic(using=connection.alias):
             ids = list(
@@ -62,20 +65,25 @@ def deliveries_claim(delivery_ids: Sequence[int], now: datetime) -> list[int]:
                 .values_list("id", flat=True)
             )
             Delivery.objects.filter(id__in=ids).update(
-                status=Delivery.Status.SENDING, sending_at=now, updated_at=now, attempts=F("attempts") + 1
+                status=Delivery.Status.SENDING,
+                sending_at=now,
+                updated_at=now,
+                attempts=F("attempts") + 1,
+                held_by=holder,
             )
         return ids
     quote = connection.ops.quote_name
     table, pk, pk_type = quote(meta.db_table), quote(meta.pk.column), meta.pk.db_type(connection)
-    column = {name: quote(meta.get_field(name).column) for name in ("status", "sending_at", "updated_at", "attempts")}
+    names = ("status", "sending_at", "updated_at", "attempts", "held_by")
+    column = {name: quote(meta.get_field(name).column) for name in names}
     # Only names from the model's own metadata go into the SQL; values are parameters.
     sql = (
         f"UPDATE {table} SET {column['status']} = %s, {column['sending_at']} = %s, "  # noqa: S608
-        f"{column['updated_at']} = %s, {column['attempts']} = {column['attempts']} + 1 "
+        f"{column['updated_at']} = %s, {column['attempts']} = {column['attempts']} + 1, {column['held_by']} = %s "
         f"WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {pk} = ANY(%s::{pk_type}[]) AND {column['status']} = %s "
         f"FOR UPDATE SKIP LOCKED) RETURNING {pk}"
     )
-    params = [Delivery.Status.SENDING, now, now, list(delivery_ids), Delivery.Status.QUEUED]
+    params = [Delivery.Status.SENDING, now, now, holder, list(delivery_ids), Delivery.Status.QUEUED]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [pk for (pk,) in cursor.fetchall()]
@@ -84,7 +92,7 @@ def deliveries_claim(delivery_ids: Sequence[int], now: datetime) -> list[int]:
 def deliveries_unclaim(delivery_ids: Sequence[int]) -> None:
     """sending -> queued for claimed deliveries none of which reached SES."""
     Delivery.objects.filter(id__in=delivery_ids, status=Delivery.Status.SENDING).update(
-        status=Delivery.Status.QUEUED, sending_at=None, updated_at=timezone.now()
+        status=Delivery.Status.QUEUED, sending_at=None, updated_at=timezone.now(), held_by=""
     )
 
 
@@ -109,11 +117,16 @@ def deliveries_mark_stuck(now: datetime) -> int:
     return Delivery.objects.filter(
         status=Delivery.Status.SENDING,
         sending_at__lt=now - timedelta(minutes=settings.DELIVERY_STUCK_SENDING_MINUTES),
-    ).update(status=Delivery.Status.UNKNOWN, error=STUCK_REASON, updated_at=now)
+    ).update(status=Delivery.Status.UNKNOWN, error=STUCK_REASON, updated_at=now, held_by="")
 
 
 def deliveries_reopen(delivery_ids: Sequence[int], now: datetime) -> None:
     """failed/unknown -> queued, with no error (an admin's resend; the caller holds the rows' locks)."""
     Delivery.objects.filter(id__in=delivery_ids).update(
-        status=Delivery.Status.QUEUED, error="", sending_at=None, updated_at=now
+        status=Delivery.Status.QUEUED, error="", sending_at=None, updated_at=now, held_by=""
     )
+
+
+def deliveries_hold(delivery_ids: Sequence[int], holder: str) -> int:
+    """Note that `holder` (a worker that received their send task) holds these queued deliveries."""
+    return Delivery.objects.filter(id__in=list(delivery_ids), status=Delivery.Status.QUEUED).update(held_by=holder)

@@ -39,7 +39,7 @@ def _insert_deliveries(new: list[tuple[int, date, datetime]]) -> list[tuple[int,
     quote = connection.ops.quote_name
     meta = Delivery._meta
     column = {name: quote(meta.get_field(name).column) for name in ("subscription", "local_date", "due_at")}
-    defaults = {"status": Delivery.Status.QUEUED, "error": "", "attempts": 0, "ses_message_id": ""}
+    defaults = {"status": Delivery.Status.QUEUED, "error": "", "attempts": 0, "ses_message_id": "", "held_by": ""}
     now = timezone.now()
     stamps = ("queued_at", "updated_at")
     names = [*(quote(meta.get_field(name).column) for name in [*defaults, *stamps])]

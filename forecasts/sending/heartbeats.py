@@ -24,13 +24,13 @@ ALIVE_FOR_BEATS = 3
 FORGET_AFTER = timedelta(days=7)
 
 
-def heartbeat_record(hostname: str, now: datetime | None = None) -> None:
-    """Say that worker `hostname` is alive now: one INSERT ... ON CONFLICT DO UPDATE."""
+def heartbeat_record(hostname: str, now: datetime | None = None, pids: list[int] | None = None) -> None:
+    """Say that worker `hostname`, with these processes, is alive now: one INSERT ... ON CONFLICT DO UPDATE."""
     WorkerHeartbeat.objects.bulk_create(
-        [WorkerHeartbeat(hostname=hostname, beat_at=now or timezone.now())],
+        [WorkerHeartbeat(hostname=hostname, beat_at=now or timezone.now(), pids=sorted(pids or []))],
         update_conflicts=True,
         unique_fields=["hostname"],
-        update_fields=["beat_at"],
+        update_fields=["beat_at", "pids"],
     )
 
 

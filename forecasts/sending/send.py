@@ -45,6 +45,7 @@ from forecasts.sending.ses import (
     max_send_rate,
     reuse_ses_client,
 )
+from forecasts.sending.stopping import stop_requested
 from forecasts.writing.generation import forecast_get_or_generate
 from forecasts.writing.generators.offline import OfflineComposer
 from forecasts.zodiac import SIGNS_BY_SLUG
@@ -129,7 +130,7 @@ class _Results:
         self.flushed_at = time.monotonic()
 
     def _set(self, delivery: Delivery, status: str, error: str = "", **values) -> None:
-        delivery_mark(delivery, status, error, **values)
+        delivery_mark(delivery, status, error, held_by="", **values)
         self.pending.append(delivery)
 
     def sent(self, delivery: Delivery, forecast: Forecast, message_id: str) -> None:
@@ -309,17 +310,20 @@ def deliveries_send(
     continuation: list[int] = []
     try:
         while pending and retry is None:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or stop_requested():
                 continuation = pending  # never claimed: still queued
                 break
             chunk, pending = pending[:CLAIM_CHUNK], pending[CLAIM_CHUNK:]
+            # The claim's lease: past it no email of the chunk is handed over (the rest goes back
+            # to the queue), so recovery knows when a lost worker can no longer be sending them.
+            chunk_deadline = min(deadline, time.monotonic() + settings.SEND_CLAIM_LEASE_SECONDS)
             claimed = _claim(chunk)
             report.claimed += len(claimed)
             if not claimed:
                 continue
             results = _Results(report)
             try:
-                retry, paused = _send_claimed(claimed, results, sender, deadline)
+                retry, paused = _send_claimed(claimed, results, sender, chunk_deadline)
             finally:
                 # Also on a soft time limit: what was sent is recorded, the rest is back in the
                 # queue; only what a killed process leaves in "sending" is truly unknown.
@@ -377,6 +381,7 @@ def _send_claimed(
 
 
 PAUSED = "Sending paused: the batch's time budget was used up; continued in a new task"
+STOPPING = "Sending paused: the worker is shutting down; continued in a new task"
 
 
 @dataclass
@@ -445,6 +450,8 @@ def _send_ready(
 def _hand_over(waiting: deque, in_flight: deque, results: _Results, sender: _Sender, deadline: float) -> _Stop | None:
     """Render the next email, take its slot and hand it to a send thread; a _Stop if it cannot go."""
     delivery, forecast = waiting[0]
+    if stop_requested():
+        return _Stop(STOPPING, continue_now=True)
     if time.monotonic() > deadline:
         return _Stop(PAUSED, continue_now=True)
     try:

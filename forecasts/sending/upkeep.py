@@ -25,6 +25,7 @@ from forecasts.sending.delivery_status import (
     deliveries_reopen,
 )
 from forecasts.sending.enqueue import deliveries_enqueue
+from forecasts.sending.send_records import deliveries_settle
 from forecasts.sending.ses import max_send_rate
 
 REQUEUE_MAX_PER_RUN = 20_000
@@ -77,14 +78,20 @@ def deliveries_requeue_stale(now: datetime | None = None) -> RequeueReport:
 
 
 def deliveries_resend(delivery_ids: Iterable[int]) -> int:
-    """Put failed or unknown deliveries back in the queue and enqueue them (an admin's decision)."""
+    """Put failed or unknown deliveries back in the queue and enqueue them (an admin's decision).
+
+    An unknown delivery the email service has a Send record of is marked sent instead: it
+    reached the reader's mailbox provider, and resending would mail them twice.
+    """
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
+        rows = list(
             Delivery.objects.select_for_update()
             .filter(id__in=list(delivery_ids), status__in=RESENDABLE)
-            .values_list("id", flat=True)
+            .only("id", "status", "error", "ses_message_id", "sent_at", "held_by", "updated_at")
         )
+        settled = deliveries_settle([d for d in rows if d.status == Delivery.Status.UNKNOWN])
+        ids = [d.pk for d in rows if d.pk not in settled]
         if ids:
             deliveries_reopen(ids, now)
             transaction.on_commit(partial(deliveries_enqueue, ids))

@@ -1,10 +1,12 @@
-"""The Celery worker's part in the daily send: load the send path before forking, and beat a heartbeat.
+"""The Celery worker's part in the daily send: load the send path before forking, beat a heartbeat,
+note which deliveries it holds, and let a pool child hand its batch back on SIGTERM.
 
-Both are connected by `connect_worker_hooks` from ForecastsConfig.ready(), which runs in a
+All are connected by `connect_worker_hooks` from ForecastsConfig.ready(), which runs in a
 worker's main process before it builds its bootsteps and sends `worker_init`.
 """
 
 import logging
+import os
 
 from celery import bootsteps, signals
 from django.conf import settings
@@ -13,8 +15,12 @@ from django.template.loader import get_template
 
 from accounts.unsubscribe import preferences_url
 from forecasts.sending import send  # noqa: F401 - the send path, loaded before the pool forks
+from forecasts.sending.delivery_status import deliveries_hold
 from forecasts.sending.emails.render import DAILY_TEMPLATES
+from forecasts.sending.enqueue import SEND_TASK
 from forecasts.sending.heartbeats import heartbeat_record, heartbeats_forget_gone
+from forecasts.sending.holders import set_worker_name, this_worker
+from forecasts.sending.stopping import ignore_sigterm_until_a_task, stop_on_sigterm
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +42,8 @@ class DatabaseHeartbeat(bootsteps.StartStopStep):
 
     def start(self, c):
         # At once, so a freshly started worker counts as alive without waiting an interval.
-        self.beat(c.hostname, starting=True)
-        self.tref = c.timer.call_repeatedly(settings.WORKER_HEARTBEAT_SECONDS, self.beat, (c.hostname,), priority=10)
+        self.beat(c, starting=True)
+        self.tref = c.timer.call_repeatedly(settings.WORKER_HEARTBEAT_SECONDS, self.beat, (c,), priority=10)
 
     def stop(self, c):
         if self.tref is not None:
@@ -46,11 +52,12 @@ class DatabaseHeartbeat(bootsteps.StartStopStep):
 
     shutdown = stop
 
-    def beat(self, hostname: str, starting: bool = False) -> None:
+    def beat(self, c, starting: bool = False) -> None:
         try:
             if starting:
                 heartbeats_forget_gone()
-            heartbeat_record(hostname)
+            # The pool's processes too: recovery sees a killed child's pid gone (forecasts/sending/holders.py).
+            heartbeat_record(c.hostname, pids=[os.getpid(), *pool_pids(c.pool)])
         except DatabaseError as exc:
             # The worker carries on; /healthz sees the heartbeat's age and says so.
             logger.warning("worker heartbeat not recorded: %s: %s", type(exc).__name__, exc)
@@ -58,6 +65,45 @@ class DatabaseHeartbeat(bootsteps.StartStopStep):
             # No connection is kept between beats: one dropped by the server would stay broken
             # in this process, where nothing runs Django's close_old_connections.
             connection.close()
+
+
+def pool_pids(pool) -> list[int]:
+    """The pids of a prefork pool's children (none for the solo and thread pools)."""
+    processes = getattr(getattr(pool, "_pool", None), "_pool", None) or []
+    return [process.pid for process in processes if getattr(process, "pid", None)]
+
+
+def hold_received_deliveries(sender=None, request=None, **kwargs) -> None:
+    """A send task arrived: note that this worker holds its queued deliveries (in the main process).
+
+    Until a child claims them they are only in this worker's hands; if it is lost, recovery
+    enqueues them again at once instead of waiting for the broker's visibility timeout.
+    """
+    if request is None or request.name != SEND_TASK or not request.args:
+        return
+    try:
+        deliveries_hold(request.args[0], this_worker())
+    except Exception as exc:  # never in the way of consuming: the task runs anyway, only a quick recovery is lost
+        logger.warning("deliveries of task %s not noted as held: %s: %s", request.id, type(exc).__name__, exc)
+        if isinstance(exc, DatabaseError):
+            connection.close()
+
+
+def name_the_worker(sender=None, **kwargs) -> None:
+    """worker_init: the node name every claim of this worker's processes writes."""
+    hostname = getattr(sender, "hostname", None)
+    if hostname:
+        set_worker_name(hostname)
+
+
+def in_pool_child(**kwargs) -> None:
+    """worker_process_init: SIGTERM must not kill a pool child (see forecasts/sending/stopping.py)."""
+    ignore_sigterm_until_a_task()
+
+
+def before_a_task(**kwargs) -> None:
+    """task_prerun, in the process running it: SIGTERM hands the running batch back."""
+    stop_on_sigterm()  # only in a pool child: not in a solo worker's or an eager run's process
 
 
 def load_the_send_path(**kwargs) -> None:
@@ -82,3 +128,7 @@ def connect_worker_hooks(app) -> None:
     if DatabaseHeartbeat not in app.steps["consumer"]:
         app.steps["consumer"].add(DatabaseHeartbeat)
     signals.worker_init.connect(load_the_send_path, dispatch_uid="forecasts.load_the_send_path")
+    signals.worker_init.connect(name_the_worker, dispatch_uid="forecasts.name_the_worker")
+    signals.worker_process_init.connect(in_pool_child, dispatch_uid="forecasts.in_pool_child")
+    signals.task_prerun.connect(before_a_task, dispatch_uid="forecasts.before_a_task")
+    signals.task_received.connect(hold_received_deliveries, dispatch_uid="forecasts.hold_received_deliveries")

@@ -34,6 +34,7 @@ from django.utils.module_loading import import_string
 
 from forecasts.backoff import backoff_delay
 from forecasts.models import Forecast, Passage
+from forecasts.sending.holders import this_holder
 from forecasts.topics import TOPICS
 from forecasts.writing.clients import secret
 from forecasts.writing.facts import body_name, facts_with_ids, forecast_window, sign_name, statable_facts
@@ -257,8 +258,10 @@ def forecast_claim(day: date, sign: str, *, force: bool = False) -> Forecast | N
     (regeneration). The claim is the row's `claimed_at`: only the holder of the newest one saves.
     """
     now = timezone.now()
+    # The holder is named so a lost worker's claim is released at once (forecasts/sending/recovery.py).
+    holder = this_holder()
     forecast, created = Forecast.objects.get_or_create(
-        date=day, sign=sign, defaults={"status": Forecast.Status.GENERATING, "claimed_at": now}
+        date=day, sign=sign, defaults={"status": Forecast.Status.GENERATING, "claimed_at": now, "claimed_by": holder}
     )
     if created:
         return forecast
@@ -269,7 +272,7 @@ def forecast_claim(day: date, sign: str, *, force: bool = False) -> Forecast | N
             Q(status=Forecast.Status.FAILED)
             | Q(status=Forecast.Status.GENERATING) & (Q(claimed_at__lt=stale) | Q(claimed_at__isnull=True))
         )
-    if rows.update(status=Forecast.Status.GENERATING, claimed_at=now) != 1:
+    if rows.update(status=Forecast.Status.GENERATING, claimed_at=now, claimed_by=holder) != 1:
         return None
     forecast.refresh_from_db()
     return forecast

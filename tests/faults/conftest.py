@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time as clock
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,7 @@ import psycopg
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -122,6 +124,33 @@ class SesEventStream:
         elif event_type == "Delivery":
             body["delivery"] = {"timestamp": stamp_text, "recipients": list(message.to), "smtpResponse": "250 OK"}
         return body
+
+    @contextmanager
+    def following(self, sink: SesSink, every: float = 1.0) -> Iterator[None]:
+        """Post a Send event for each message the sink accepts, within `every` seconds, as SES and SNS do."""
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def follow() -> None:
+            posted = 0
+            try:
+                while not stop.wait(every):
+                    messages = sink.messages
+                    self.publish("Send", messages[posted:])
+                    posted = len(messages)
+            except BaseException as exc:  # reported by the test, not lost in the thread
+                failures.append(exc)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=follow, name="ses-send-events", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+        assert not failures, failures
 
     def publish(self, event_type: str, messages: Iterable[SinkMessage]) -> list[str]:
         outcomes = []
@@ -337,3 +366,32 @@ def holder_blocks(holder: psycopg.Connection) -> int | None:
             "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [holder.info.backend_pid]
         ).fetchone()
     return row[0] if row else None
+
+
+# --- beat's minute, and what recovery took ------------------------------------------------------
+
+
+def every_minute_until(run, done, timeout: float, poll: float = 1.0) -> float:
+    """Call `run` at each wall-clock minute, as beat's "* * * * *" dispatch does, until `done()`.
+
+    Returns the seconds `done` took to hold; TimeoutError after `timeout` seconds.
+    """
+    started = clock.monotonic()
+    minute = int(clock.time() // 60)
+    while not done():
+        elapsed = clock.monotonic() - started
+        if elapsed > timeout:
+            raise TimeoutError(f"not done {timeout:.0f} s after the kill")
+        if int(clock.time() // 60) != minute:
+            minute = int(clock.time() // 60)
+            run()
+        clock.sleep(poll)
+    return clock.monotonic() - started
+
+
+def record_measure(artifacts_dir: Path, name: str, values: dict) -> None:
+    """Keep what a fault test measured in test-artifacts/faults-recovery.json (read for docs/operations.md)."""
+    path = artifacts_dir / "faults-recovery.json"
+    measured = json.loads(path.read_text()) if path.exists() else {}
+    measured[name] = {**values, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    path.write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")

@@ -93,6 +93,32 @@ def test_the_resend_action_requeues_failed_and_unknown_deliveries(
     assert "2 deliveries put back in the queue" in page and "1 skipped" in page
 
 
+def test_the_resend_action_marks_sent_an_unknown_delivery_the_email_service_accepted(
+    admin_client, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.core.mail import EmailMessage
+
+    from forecasts.sending import enqueue
+    from forecasts.sending.outbox import OutboxEmailBackend
+
+    batches = []
+    monkeypatch.setattr(enqueue, "send_batch", batches.append)
+    mailed, lost = deliveries({"unknown": 2})
+    message = EmailMessage("s", "b", "from@example.test", [mailed.subscription.user.email])
+    message.extra_headers["X-Horoscope-Delivery"] = str(mailed.pk)
+    OutboxEmailBackend().send_messages([message])  # it reached the outbox before its worker died
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:forecasts_delivery_changelist"),
+            {"action": "resend", "_selected_action": [mailed.pk, lost.pk]},
+            follow=True,
+        )
+    assert batches == [[lost.pk]]
+    assert Delivery.objects.get(pk=mailed.pk).status == "sent"
+    page = response.content.decode()
+    assert "1 deliveries put back in the queue" in page and "1 not resent" in page
+
+
 def test_the_daily_pipeline_is_scheduled_by_the_data_migration():
     tasks = {task.task: task for task in PeriodicTask.objects.select_related("crontab")}
     dispatch = tasks["forecasts.tasks.deliveries_dispatch_due_task"]

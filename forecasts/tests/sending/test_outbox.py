@@ -13,6 +13,7 @@ def send_sample(outbox_dir, subject="Your Tuesday sky", html="<p><strong>Venus</
     return connection.send_messages([message])
 
 
+@pytest.mark.django_db
 def test_each_message_becomes_a_readable_eml_file(tmp_path):
     assert send_sample(tmp_path) == 1
     [path] = outbox_messages(tmp_path)
@@ -22,6 +23,20 @@ def test_each_message_becomes_a_readable_eml_file(tmp_path):
     assert message["To"] == "reader@example.test"
     assert message.get_body(preferencelist=("plain",)).get_content().strip() == "Plain words for you"
     assert "<strong>Venus</strong>" in message.get_body(preferencelist=("html",)).get_content()
+
+
+@pytest.mark.django_db
+def test_the_outbox_records_what_it_accepted_as_ses_records_a_send_event(tmp_path):
+    from forecasts.models import SesEvent
+
+    message = EmailMultiAlternatives("s", "b", "from@example.test", ["reader@example.test"])
+    assert OutboxEmailBackend(outbox_dir=tmp_path).send_messages([message]) == 1
+    [path] = outbox_messages(tmp_path)
+    # The message id is the file's name, given back on the message where django-ses puts SES's.
+    assert message.extra_headers["message_id"] == path.stem
+    [record] = SesEvent.objects.all()
+    assert (record.event_type, record.ses_message_id, record.recipients) == ("Send", path.stem, ["reader@example.test"])
+    assert record.delivery is None  # no X-Horoscope-Delivery header: not a daily email
 
 
 def test_messages_without_recipients_are_not_written(tmp_path):
@@ -71,3 +86,28 @@ def test_outbox_is_staff_only_without_debug(client, outbox_site, settings):
 def test_outbox_is_not_served_when_mail_goes_elsewhere(client, outbox_site, settings):
     settings.EMAIL_BACKEND = "django_ses.SESBackend"
     assert client.get("/outbox/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_message_left_half_filed_by_a_killed_process_is_filed_if_recorded_and_dropped_if_not(tmp_path):
+    import os
+    import time
+
+    from forecasts.sending.outbox import ABANDONED_AFTER_S, outbox_deliver_accepted
+    from forecasts.sending.send_records import send_record_outbox
+
+    # What a process killed after recording one message, and before recording another, left behind.
+    recorded, unrecorded = tmp_path / ".20250309T060000000000Z-aaaaaaaa.eml.part", tmp_path / ".x-bbbbbbbb.eml.part"
+    for path in (recorded, unrecorded):
+        path.write_bytes(b"To: reader@example.test\r\nSubject: s\r\n\r\nb\r\n")
+    from django.utils import timezone
+
+    send_record_outbox("20250309T060000000000Z-aaaaaaaa", {}, ["reader@example.test"], timezone.now())
+    assert outbox_deliver_accepted(tmp_path) == (0, 0)  # young: perhaps a sender still at work
+    old = time.time() - ABANDONED_AFTER_S - 1
+    for path in (recorded, unrecorded):
+        os.utime(path, (old, old))
+
+    assert outbox_deliver_accepted(tmp_path) == (1, 1)
+    assert [p.name for p in outbox_messages(tmp_path)] == ["20250309T060000000000Z-aaaaaaaa.eml"]
+    assert list(tmp_path.glob(".*")) == []

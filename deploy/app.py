@@ -32,7 +32,7 @@ def build(context: dict | None = None, outdir: str | None = None) -> tuple[cdk.A
         STACK_NAME,
         config=config,
         env=cdk.Environment(region=config.region),
-        description="Daily Horoscope: web, workers and beat on ECS Fargate, PostgreSQL, SQS, SES, Cognito",
+        description="Daily Horoscope: web, workers and beat on ECS Fargate, PostgreSQL, Redis, SQS, SES, Cognito",
     )
     check_with_nag(app, stack)
     return app, stack

@@ -17,6 +17,7 @@ CONFIGURATION_SET = "horoscope-events"  # the policies allow configuration-set/h
 VISIBILITY_TIMEOUT_S = 900  # CELERY_VISIBILITY_TIMEOUT default: SQS and kombu must agree
 WORKER_STOP_TIMEOUT_S = 120  # Fargate's maximum: time for a worker to finish or hand back its batch
 CONTAINER_PORT = 8000
+CACHE_PORT = 6379  # Redis's own; the security group, not the number, keeps others out
 
 EXAMPLE_DOMAIN = "horoscope.example.com"
 EXAMPLE_CERTIFICATE = "arn:aws:acm:us-east-1:111122223333:certificate/00000000-0000-0000-0000-000000000000"
@@ -42,6 +43,8 @@ class DeployConfig:
     nat_gateways: int = 1
     db_instance_class: str = "t4g.small"
     db_multi_az: bool = True
+    # ElastiCache Redis: a primary and a replica in the other zone (docs/deploy.md, "Redis").
+    cache_node_type: str = "cache.t4g.micro"
     ses_max_send_rate: str = "0"
     # False for the very first deploy: the image repository exists only once the stack does, so the
     # services start with no tasks until an image is pushed (docs/deploy.md).
@@ -98,5 +101,9 @@ class DeployConfig:
             raise DeployConfigError("context cognito_domain_prefix must be lower-case letters, digits and dashes")
         if not 1 <= self.workers_min <= self.workers_max:
             raise DeployConfigError("context workers_min must be at least 1 and at most workers_max")
+        if not re.fullmatch(r"cache\.[a-z0-9]+\.[a-z0-9]+", self.cache_node_type):
+            raise DeployConfigError(
+                f"context cache_node_type must be an ElastiCache node type, not {self.cache_node_type!r}"
+            )
         if self.web_tasks < 1:
             raise DeployConfigError("context web_tasks must be at least 1")

@@ -119,6 +119,10 @@ def build_graph(template: dict) -> Graph:
     g.node(app_secret, "Secrets Manager\nhoroscope/app (APP_SECRETS_ID)")
     for lid, db in _of_type(resources, "AWS::RDS::DBInstance"):
         g.node(lid, f"RDS PostgreSQL {db['Properties']['EngineVersion']}\nencrypted, backups", "cylinder", "vpc")
+    for lid, cache in _of_type(resources, "AWS::ElastiCache::ReplicationGroup"):
+        nodes = cache["Properties"]["NumCacheClusters"]
+        replicas = "primary + replica" if nodes == 2 else f"{nodes} nodes"
+        g.node(lid, f"ElastiCache Redis {cache['Properties']['EngineVersion']}\n{replicas}, TLS", "cylinder", "vpc")
     for lid, _ in _of_type(resources, "AWS::Cognito::UserPool"):
         g.node(lid, "Cognito user pool\nhosted sign-in UI")
         g.edge(reader, lid, "sign in")
@@ -143,6 +147,8 @@ def build_graph(template: dict) -> Graph:
             kind = resources.get(ref, {}).get("Type", "")
             if kind == "AWS::RDS::DBInstance":
                 g.edge(node, ref, "SQL")
+            elif kind == "AWS::ElastiCache::ReplicationGroup" and node != beat:  # beat only publishes tasks
+                g.edge(node, ref, "shared send rate" if node == worker else "login limits, cache")
             elif kind == "AWS::Cognito::UserPool" and node == web:
                 g.edge(node, ref, "OAuth code, JWKS")
         # What the task role may do.

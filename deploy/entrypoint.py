@@ -2,6 +2,8 @@
 
 - DATABASE_URL: ECS passes the generated database secret's username and password as separate
   variables (DATABASE_USER, DATABASE_PASSWORD) next to DATABASE_HOST/PORT/NAME; the app reads one URL.
+- REDIS_URL: likewise REDIS_HOST/REDIS_PORT and the AUTH token secret (REDIS_AUTH_TOKEN) become
+  rediss://:token@host:port/0 (ElastiCache with encryption in transit speaks TLS only).
 - ALLOWED_HOSTS: the load balancer's health checks send the task's own IP address as the Host
   header; the task adds its IP (from the ECS task metadata endpoint) so /healthz answers them.
 
@@ -39,6 +41,18 @@ def database_url(env: MutableMapping[str, str]) -> str | None:
     return f"postgres://{user}:{password}@{env['DATABASE_HOST']}:{port}/{env['DATABASE_NAME']}?sslmode=require"
 
 
+def redis_url(env: MutableMapping[str, str]) -> str | None:
+    """rediss://:token@host:port/0 from the REDIS_* parts, or None when REDIS_HOST is unset."""
+    if not env.get("REDIS_HOST"):
+        return None
+    if not env.get("REDIS_AUTH_TOKEN"):
+        raise EntrypointError("REDIS_HOST is set but not REDIS_AUTH_TOKEN")
+    token = quote(env["REDIS_AUTH_TOKEN"], safe="")
+    port = env.get("REDIS_PORT") or "6379"
+    # redis-py checks the certificate and the host name for rediss:// (ssl_cert_reqs=required).
+    return f"rediss://:{token}@{env['REDIS_HOST']}:{port}/0"
+
+
 def task_addresses(container_metadata: dict) -> list[str]:
     """The IPv4 addresses of this container's task network (awsvpc: the task's own address)."""
     return [
@@ -55,11 +69,12 @@ def fetch_metadata(url: str) -> dict:
 
 
 def prepare(env: MutableMapping[str, str], fetch: Callable[[str], dict] = fetch_metadata) -> None:
-    """Complete `env` in place: DATABASE_URL and the task's address in ALLOWED_HOSTS."""
-    if not env.get("DATABASE_URL"):
-        url = database_url(env)
-        if url:
-            env["DATABASE_URL"] = url
+    """Complete `env` in place: DATABASE_URL, REDIS_URL and the task's address in ALLOWED_HOSTS."""
+    for name, build in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)):
+        if not env.get(name):
+            url = build(env)
+            if url:
+                env[name] = url
     metadata_url = env.get("ECS_CONTAINER_METADATA_URI_V4")
     if metadata_url:
         try:

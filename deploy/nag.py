@@ -47,6 +47,18 @@ ACKNOWLEDGED: list[tuple[str, str, str]] = [
         "security group admits the app's tasks only.",
     ),
     (
+        "CacheToken",
+        "AwsSolutions-SMG4",
+        "ElastiCache changes an AUTH token in two steps (ROTATE, then SET once every task has the new one), which a "
+        "Secrets Manager rotation cannot pace with the services' restarts; rotate by hand (docs/deploy.md).",
+    ),
+    (
+        "Cache",
+        "AwsSolutions-AEC5",
+        "Another port hides nothing from a scanner inside the VPC; Redis is in isolated subnets, its security group "
+        "admits the app's tasks only, and it asks for TLS and the AUTH token.",
+    ),
+    (
         CUSTOM_RESOURCE,
         LAMBDA_BASIC,
         "CDK's own deploy-time function (reads the Cognito client secret); the managed policy only lets it write "
@@ -101,7 +113,7 @@ ACKNOWLEDGED: list[tuple[str, str, str]] = [
             f"Compute/{task}Task",
             "AwsSolutions-ECS2",
             "The environment holds plain settings only (names, URLs, ARNs); every secret reaches the app from "
-            "Secrets Manager (APP_SECRETS_ID and the database secret).",
+            "Secrets Manager (APP_SECRETS_ID, the database secret, the Redis token).",
         )
         for task in ("Web", "Worker", "Beat")
     ],

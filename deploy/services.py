@@ -18,7 +18,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deploy import iam as policies
-from deploy.config import CONTAINER_PORT, QUEUE_PREFIX, VISIBILITY_TIMEOUT_S, WORKER_STOP_TIMEOUT_S
+from deploy.config import CACHE_PORT, CONTAINER_PORT, QUEUE_PREFIX, VISIBILITY_TIMEOUT_S, WORKER_STOP_TIMEOUT_S
 
 if TYPE_CHECKING:
     from deploy.stack import HoroscopeStack
@@ -48,8 +48,8 @@ def container_environment(stack: HoroscopeStack) -> dict[str, str]:
         "ALLOWED_HOSTS": config.domain,
         "CSRF_TRUSTED_ORIGINS": config.site_url,
         "SITE_URL": config.site_url,
-        # The load balancer redirects http to https; Django sees https through X-Forwarded-Proto.
-        "SECURE_SSL_REDIRECT": "false",
+        # The load balancer adds one X-Forwarded-For entry: allauth's login limits count the reader's address.
+        "TRUSTED_PROXY_COUNT": "1",
         "APP_SECRETS_ID": stack.app_secret.secret_arn,
         "AWS_REGION": stack.region,
         "CELERY_BROKER_URL": "sqs://",
@@ -69,6 +69,9 @@ def container_environment(stack: HoroscopeStack) -> dict[str, str]:
         "DATABASE_HOST": stack.database.db_instance_endpoint_address,
         "DATABASE_PORT": stack.database.db_instance_endpoint_port,
         "DATABASE_NAME": "horoscope",
+        # ... and these and the secret's token into REDIS_URL (rediss://, TLS).
+        "REDIS_HOST": stack.cache.attr_primary_end_point_address,
+        "REDIS_PORT": stack.cache.attr_primary_end_point_port,
     }
 
 
@@ -77,6 +80,7 @@ def container_secrets(stack: HoroscopeStack) -> dict[str, ecs.Secret]:
     return {
         "DATABASE_USER": ecs.Secret.from_secrets_manager(secret, "username"),
         "DATABASE_PASSWORD": ecs.Secret.from_secrets_manager(secret, "password"),
+        "REDIS_AUTH_TOKEN": ecs.Secret.from_secrets_manager(stack.cache_token),
     }
 
 
@@ -97,6 +101,9 @@ class Compute(Construct):
         )
         stack.database_security_group.add_ingress_rule(
             self.task_security_group, ec2.Port.tcp(5432), "PostgreSQL from the app's tasks"
+        )
+        stack.cache_security_group.add_ingress_rule(
+            self.task_security_group, ec2.Port.tcp(CACHE_PORT), "Redis (TLS) from the app's tasks"
         )
         self.image = ecs.ContainerImage.from_ecr_repository(stack.repository, tag=config.image_tag)
         self.log_groups: dict[str, logs.LogGroup] = {}

@@ -1,6 +1,6 @@
 """The whole Daily Horoscope deployment as one CloudFormation stack.
 
-Network -> data (PostgreSQL, SQS) -> email (SES, SNS events) -> sign-in (Cognito) -> secrets ->
+Network -> data (PostgreSQL, ElastiCache Redis, SQS) -> email (SES, SNS events) -> sign-in (Cognito) -> secrets ->
 compute (deploy/services.py) -> alarms (deploy/alarms.py). Names the app relies on live in
 deploy/config.py; the stack's outputs are what deploy/production.env.example asks for.
 """
@@ -11,6 +11,7 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -22,6 +23,7 @@ from constructs import Construct
 
 from deploy import alarms, services
 from deploy.config import (
+    CACHE_PORT,
     CELERY_QUEUE,
     CONFIGURATION_SET,
     QUEUE_PREFIX,
@@ -40,6 +42,7 @@ class HoroscopeStack(Stack):
 
         self.vpc = self._network()
         self.database = self._database()
+        self.cache, self.cache_token = self._cache()
         self.queue, self.dead_letters = self._queues()
         self.events_topic, self.configuration_set, self.identity = self._email()
         self.user_pool, self.app_client, self.hosted_ui = self._sign_in()
@@ -118,6 +121,56 @@ class HoroscopeStack(Stack):
         )
         database.node.add_dependency(log_group)
         return database
+
+    def _cache(self) -> tuple[elasticache.CfnReplicationGroup, secretsmanager.Secret]:
+        # Production refuses a per-process cache (horoscope_site/production.py): allauth's login
+        # rate limits, the one-time staff MFA link and the shared send rate live here. A primary and
+        # a replica in the other zone with automatic failover: when the cache is away, logins and
+        # sends fail, and a lost node comes back in minutes alone but fails over in about one.
+        self.cache_security_group = ec2.SecurityGroup(
+            self,
+            "CacheAccess",
+            vpc=self.vpc,
+            description="Redis: reachable from the app tasks only",
+            allow_all_outbound=False,
+        )
+        token = secretsmanager.Secret(
+            self,
+            "CacheToken",
+            secret_name="horoscope/cache-token",
+            description="Redis AUTH token of the ElastiCache replication group (REDIS_AUTH_TOKEN)",
+            # ElastiCache takes 16 to 128 printable characters without / " @; letters and digits only.
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+        )
+        subnets = elasticache.CfnSubnetGroup(
+            self,
+            "CacheSubnets",
+            cache_subnet_group_name="horoscope-cache",
+            description="Daily Horoscope cache: the isolated subnets",
+            subnet_ids=self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids,
+        )
+        cache = elasticache.CfnReplicationGroup(
+            self,
+            "Cache",
+            replication_group_id="horoscope-cache",
+            replication_group_description="Daily Horoscope: login rate limits, staff MFA links, the shared send rate",
+            engine="redis",
+            engine_version="7.1",
+            cache_node_type=self.config.cache_node_type,
+            num_cache_clusters=2,
+            automatic_failover_enabled=True,
+            multi_az_enabled=True,
+            cache_subnet_group_name=subnets.ref,
+            security_group_ids=[self.cache_security_group.security_group_id],
+            port=CACHE_PORT,
+            at_rest_encryption_enabled=True,
+            transit_encryption_enabled=True,
+            auth_token=token.secret_value.unsafe_unwrap(),  # a dynamic reference, resolved by CloudFormation
+            auto_minor_version_upgrade=True,
+            # Nothing in it is worth restoring: counters and links expire within a day.
+            snapshot_retention_limit=0,
+        )
+        return cache, token
 
     def _queues(self) -> tuple[sqs.Queue, sqs.Queue]:
         # kombu finds the queue by name (prefix + Celery's queue), so the names are fixed.
@@ -258,6 +311,8 @@ class HoroscopeStack(Stack):
             "AppSecretArn": self.app_secret.secret_arn,
             "DatabaseSecretArn": self.database.secret.secret_arn,
             "DatabaseHost": self.database.db_instance_endpoint_address,
+            "CacheHost": self.cache.attr_primary_end_point_address,
+            "CacheTokenSecretArn": self.cache_token.secret_arn,
             "TaskQueueUrl": self.queue.queue_url,
             "TaskQueueName": self.queue.queue_name,
             "DeadLetterQueueName": self.dead_letters.queue_name,

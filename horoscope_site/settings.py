@@ -346,6 +346,10 @@ FORECAST_WAIT_SECONDS = env.float("FORECAST_WAIT_SECONDS", default=60.0)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+# Load balancer health checks ask for /healthz over plain http on the task's own address, with no
+# X-Forwarded-Proto; a redirect would fail them. Readers' requests come through https and the rest
+# of the site still redirects (docs/deploy.md).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_HSTS_SECONDS = 31536000 if PRODUCTION else 0

@@ -30,9 +30,19 @@ def test_diagram_shows_the_seeds_flow_and_the_supporting_services(drawn):
     flow = sorted(label for _a, _b, label, on_flow in graph.edges if on_flow)
     assert [label.split()[0] for label in flow] == ["1", "2", "3", "3", "4", "5"]
     labels = " ".join(label for label, _shape, _cluster in graph.nodes.values())
-    for part in ("beat", "workers", "SQS queue", "OpenAI", "Pinecone", "SES", "Reader", "Cognito", "Secrets Manager"):
+    for part in (
+        *("beat", "workers", "SQS queue", "OpenAI", "Pinecone", "SES", "Reader", "Cognito", "Secrets Manager"),
+        "ElastiCache Redis",
+    ):
         assert part in labels, part
     assert any("SES events" in graph.nodes[b][0] for a, b, *_ in graph.edges if "SES" in graph.nodes[a][0])
+    to_redis = {
+        graph.nodes[a][0].split("\n")[0]: label for a, b, label, _ in graph.edges if "Redis" in graph.nodes[b][0]
+    }
+    assert to_redis == {
+        "ECS Fargate: web (gunicorn)": "login limits, cache",
+        "ECS Fargate: workers (Celery)": "shared send rate",
+    }
 
 
 def test_diagram_follows_the_template_not_a_drawing(synthesized):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -47,17 +48,78 @@ def test_docker_context_leaves_out_local_state():
     assert {".git", ".venv", "var", ".env", "deploy/cdk.out"} <= set(ignored)
 
 
+def image_environment() -> dict[str, str]:
+    """The Dockerfile's ENV, as a build step sees it."""
+    env = {}
+    for line in instructions("ENV"):
+        for pair in shlex.split(line):
+            name, _, value = pair.partition("=")
+            env[name] = value
+    return env
+
+
 def test_static_files_are_collected_at_build_with_the_manifest(tmp_path):
     (build_step,) = [run for run in instructions("RUN") if "collectstatic" in run]
     static_root = tmp_path / "staticfiles"
-    env = base_child_env(STATIC_ROOT=str(static_root), VAR_DIR=str(tmp_path / "var"))
-    for name in ("DJANGO_ENV", "DEBUG", "DATABASE_URL"):
-        env.pop(name, None)
+    # The build's environment alone (none of this machine's DATABASE_URL, REDIS_URL...), and
+    # DJANGO_ENV=production around it as in the running containers: the step pins its own mode.
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        **image_environment(),
+        "DJANGO_ENV": "production",
+        "STATIC_ROOT": str(static_root),
+        "VAR_DIR": str(tmp_path / "var"),
+    }
     command = build_step.replace("python ", f"{shlex.quote(sys.executable)} ", 1)
     result = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)  # noqa: S602
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = json.loads((static_root / "staticfiles.json").read_text())
     assert manifest["paths"], "the hashed manifest production serves from"
+
+
+STATIC_PROBE = (
+    "import json; from django.conf import settings; print(json.dumps([settings.STORAGES['staticfiles'], "
+    "settings.STATIC_URL, [str(d) for d in settings.STATICFILES_DIRS], settings.INSTALLED_APPS]))"
+)
+
+
+def test_the_build_collects_with_the_static_settings_production_serves(tmp_path):
+    (build_step,) = [run for run in instructions("RUN") if "collectstatic" in run]
+    build_env = dict(pair.split("=", 1) for pair in shlex.split(build_step) if "=" in pair)
+    assert build_env == {"DJANGO_ENV": "development", "DEBUG": "false"}
+    production = {
+        "DJANGO_ENV": "production",
+        "DJANGO_SECRET_KEY": "a-long-random-production-key-for-this-test-only-" + "0123456789" * 3,
+        "ALLOWED_HOSTS": "horoscope.example.com",
+        "SITE_URL": "https://horoscope.example.com",
+        "DEFAULT_FROM_EMAIL": "Daily Horoscope <daily@horoscope.example.com>",
+        "DATABASE_URL": "postgres://horoscope@db.internal:5432/horoscope",
+        "CELERY_BROKER_URL": "sqs://",
+        "REDIS_URL": "rediss://:token@cache.internal:6379/0",
+        "EMAIL_BACKEND": "django_ses.SESBackend",
+    }
+    seen = []
+    for mode in (build_env, production):
+        env = base_child_env(
+            **{**image_environment(), "STATIC_ROOT": str(tmp_path / "static"), "VAR_DIR": str(tmp_path), **mode}
+        )
+        for name in ("APP_SECRETS_ID", "DEBUG", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_BACKEND"):
+            if name not in mode:  # this machine's own, if any
+                env.pop(name, None)
+        result = subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {STATIC_PROBE}"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        seen.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    build, served = seen
+    assert build == served
+    assert build[0]["BACKEND"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
 
 
 # --- the entrypoint ---
@@ -77,6 +139,28 @@ def test_database_url_is_joined_and_quoted():
     assert entrypoint.database_url({}) is None
     with pytest.raises(entrypoint.EntrypointError, match="DATABASE_PASSWORD"):
         entrypoint.database_url({**env, "DATABASE_PASSWORD": ""})
+
+
+def test_redis_url_is_tls_with_the_quoted_token():
+    env = {"REDIS_HOST": "master.horoscope-cache.abc123.use1.cache.amazonaws.com", "REDIS_PORT": "6379"}
+    assert entrypoint.redis_url({**env, "REDIS_AUTH_TOKEN": "t0k/en@x"}) == (
+        "rediss://:t0k%2Fen%40x@master.horoscope-cache.abc123.use1.cache.amazonaws.com:6379/0"
+    )
+    assert entrypoint.redis_url({}) is None
+    with pytest.raises(entrypoint.EntrypointError, match="REDIS_AUTH_TOKEN"):
+        entrypoint.redis_url(env)
+
+
+def test_the_installed_redis_client_speaks_tls_with_the_token_to_the_url_the_entrypoint_makes():
+    import ssl
+
+    import redis
+
+    url = entrypoint.redis_url({"REDIS_HOST": "cache.internal", "REDIS_PORT": "6379", "REDIS_AUTH_TOKEN": "t0k/en@x"})
+    connection = redis.ConnectionPool.from_url(url).make_connection()
+    assert isinstance(connection, redis.SSLConnection)
+    assert (connection.host, connection.port, connection.password) == ("cache.internal", 6379, "t0k/en@x")
+    assert connection.cert_reqs == ssl.CERT_REQUIRED and connection.check_hostname
 
 
 class Metadata(BaseHTTPRequestHandler):
@@ -114,9 +198,16 @@ def test_entrypoint_completes_the_environment_and_becomes_the_command(metadata_u
         DATABASE_NAME="horoscope",
         DATABASE_USER="horoscope",
         DATABASE_PASSWORD="secret-word",
+        REDIS_HOST="cache.internal",
+        REDIS_PORT="6379",
+        REDIS_AUTH_TOKEN="token-word",
     )
     env.pop("DATABASE_URL", None)
-    probe = "import os, json; print(json.dumps([os.getpid(), os.environ['ALLOWED_HOSTS'], os.environ['DATABASE_URL']]))"
+    env.pop("REDIS_URL", None)
+    probe = (
+        "import os, json; "
+        "print(json.dumps([os.getpid(), *(os.environ[n] for n in ('ALLOWED_HOSTS', 'DATABASE_URL', 'REDIS_URL'))]))"
+    )
     result = subprocess.run(
         [
             sys.executable,
@@ -132,10 +223,11 @@ def test_entrypoint_completes_the_environment_and_becomes_the_command(metadata_u
     )
     assert result.returncode == 0, result.stderr
     first, last = result.stdout.strip().splitlines()
-    pid, hosts, url = json.loads(last)
+    pid, hosts, url, redis_url = json.loads(last)
     assert pid == int(first)  # the command replaced the entrypoint: the stop signal reaches it
     assert hosts == "horoscope.example.com,10.0.4.27"
     assert url == "postgres://horoscope:secret-word@db.internal:5432/horoscope?sslmode=require"
+    assert redis_url == "rediss://:token-word@cache.internal:6379/0"
 
 
 def test_entrypoint_says_what_is_missing_in_one_line():
@@ -177,7 +269,10 @@ def test_env_reference_names_are_the_settings_own_and_its_outputs_exist(synthesi
     documented = {
         line.split("=", 1)[0] for line in (REPO_ROOT / ".env.example").read_text().splitlines() if "=" in line
     }
-    made_by_the_entrypoint = {"DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD"}
+    made_by_the_entrypoint = {
+        *("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD"),
+        *("REDIS_HOST", "REDIS_PORT", "REDIS_AUTH_TOKEN"),
+    }
     assert set(reference()) - made_by_the_entrypoint <= documented
     outputs = set(synthesized.template["Outputs"])
     for value in reference().values():

@@ -19,7 +19,7 @@ from devtools.servers import REPO_ROOT, base_child_env, moto_server
 from tests.deploy.moto_stack import NOT_IN_MOTO, Player, client, deploy, for_moto
 
 SETTINGS_PROBE = """
-import hashlib, json
+import hashlib, json, ssl
 import django
 django.setup()
 from django.conf import settings
@@ -27,6 +27,41 @@ from horoscope_site.celery import app
 
 def digest(value):
     return hashlib.sha256(value.encode()).hexdigest()
+
+def connection(pool):
+    # The client's own reading of the URL: nothing connects (moto has no Redis behind the endpoint).
+    made = pool.make_connection()
+    return {
+        "class": type(made).__name__,
+        "host": made.host,
+        "port": made.port,
+        "password": digest(made.password or ""),
+        "certificate_required": made.cert_reqs == ssl.CERT_REQUIRED,
+        "check_hostname": made.check_hostname,
+    }
+
+def cache_connection():
+    from django.core.cache import cache
+    return {"backend": settings.CACHES["default"]["BACKEND"], **connection(cache._cache._get_connection_pool(True))}
+
+def send_rate_connection():
+    import redis
+    from forecasts.sending.ratelimit import send_rate_limiter
+    limiter = send_rate_limiter()
+    return {"class": type(limiter).__name__, **connection(redis.Redis.from_url(limiter.url).connection_pool)}
+
+def redirects():
+    # SecurityMiddleware as it answers the load balancer's plain-http health check and a reader.
+    from django.http import HttpResponse
+    from django.middleware.security import SecurityMiddleware
+    from django.test import RequestFactory
+    middleware = SecurityMiddleware(lambda request: HttpResponse())
+    factory = RequestFactory(HTTP_HOST=settings.ALLOWED_HOSTS[0])
+    seen = {}
+    for path, headers in (("/healthz", {}), ("/", {}), ("/", {"HTTP_X_FORWARDED_PROTO": "https"})):
+        response = middleware.process_request(factory.get(path, **headers))
+        seen[path + (" https" if headers else " http")] = response["Location"] if response else None
+    return seen
 
 app.send_task("forecasts.tasks.deploy_probe", kwargs={"from": "tests/deploy"})
 print(json.dumps({
@@ -40,6 +75,10 @@ print(json.dumps({
     "database_password": digest(settings.DATABASES["default"]["PASSWORD"]),
     "database_options": settings.DATABASES["default"].get("OPTIONS", {}),
     "site_url": settings.SITE_URL,
+    "cache": cache_connection(),
+    "send_rate_limiter": send_rate_connection(),
+    "trusted_proxies": settings.ALLAUTH_TRUSTED_PROXY_COUNT,
+    "redirects": redirects(),
 }))
 """
 
@@ -96,12 +135,16 @@ def container_as_ecs_runs_it(endpoint: str, player: Player, family: str) -> dict
     env = {item["name"]: player.substitute(item["value"]) for item in container["environment"]}
     secrets = client("secretsmanager", endpoint)
     for item in container.get("secrets", []):
-        arn, _, rest = player.substitute(item["valueFrom"]).partition(":SecretString:")
-        if not rest:  # ECS's short form: <secret arn>:<json key>::
-            arn, key = player.substitute(item["valueFrom"]).rstrip(":").rsplit(":", 1)
+        value_from = player.substitute(item["valueFrom"])
+        arn, _, rest = value_from.partition(":SecretString:")
+        if value_from.count(":") == 6:  # the whole secret: its ARN alone
+            arn, key = value_from, None
+        elif not rest:  # ECS's short form: <secret arn>:<json key>::
+            arn, key = value_from.rstrip(":").rsplit(":", 1)
         else:
             key = rest.split(":")[0]
-        env[item["name"]] = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])[key]
+        text = secrets.get_secret_value(SecretId=arn)["SecretString"]
+        env[item["name"]] = text if key is None else json.loads(text)[key]
     return env
 
 
@@ -116,12 +159,9 @@ def logical_ids(template: dict) -> dict[str, str]:
     return names
 
 
-def test_the_apps_settings_resolve_against_what_was_created(synthesized, deployed, tmp_path):
-    endpoint, created, player, _removed = deployed
-    env = container_as_ecs_runs_it(endpoint, player, "horoscope-web")
+def run_in_container(endpoint: str, env: dict[str, str], tmp_path, *command: str) -> subprocess.CompletedProcess:
+    """`command` through deploy/entrypoint.py with the container's environment, AWS calls going to moto."""
     host_port = endpoint.removeprefix("http://")
-    assert env["DJANGO_ENV"] == "production"
-    assert env["CELERY_BROKER_URL"] == "sqs://"
     child_env = base_child_env(
         **{
             **env,
@@ -136,14 +176,22 @@ def test_the_apps_settings_resolve_against_what_was_created(synthesized, deploye
     )
     for name in ("DATABASE_URL", "REDIS_URL", "CELERY_RESULT_BACKEND"):  # this process's own, if any
         child_env.pop(name, None)
-    result = subprocess.run(
-        [sys.executable, "-m", "deploy.entrypoint", sys.executable, "-c", SETTINGS_PROBE],
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.entrypoint", *command],
         cwd=REPO_ROOT,
         env=child_env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_the_apps_settings_resolve_against_what_was_created(synthesized, deployed, tmp_path):
+    endpoint, created, player, _removed = deployed
+    env = container_as_ecs_runs_it(endpoint, player, "horoscope-web")
+    assert env["DJANGO_ENV"] == "production"
+    assert env["CELERY_BROKER_URL"] == "sqs://"
+    result = run_in_container(endpoint, env, tmp_path, sys.executable, "-c", SETTINGS_PROBE)
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -188,3 +236,40 @@ def test_the_apps_settings_resolve_against_what_was_created(synthesized, deploye
     assert seen["database"]["USER"] == generated["username"] == "horoscope"
     assert seen["database_password"] == digest(generated["password"])
     assert seen["database_options"].get("sslmode") == "require"
+
+    # Redis: the replication group moto made, over TLS with the generated AUTH token, for both the
+    # cache (login limits, staff MFA links) and the shared send rate.
+    group = client("elasticache", endpoint).describe_replication_groups(ReplicationGroupId="horoscope-cache")
+    (group,) = group["ReplicationGroups"]
+    primary = group["NodeGroups"][0]["PrimaryEndpoint"]
+    assert group["TransitEncryptionEnabled"] and group["AtRestEncryptionEnabled"] and group["AuthTokenEnabled"]
+    token = player.generated[ids["horoscope/cache-token"]]
+    expected = {
+        "class": "SSLConnection",
+        "host": primary["Address"],
+        "port": primary["Port"],
+        "password": digest(token),
+        "certificate_required": True,
+        "check_hostname": True,
+    }
+    assert seen["cache"] == {"backend": "django.core.cache.backends.redis.RedisCache", **expected}
+    assert seen["send_rate_limiter"] == {"class": "RedisRateLimiter", **expected}
+
+    # Behind the ALB: one proxy's X-Forwarded-For entry, https through X-Forwarded-Proto.
+    assert seen["trusted_proxies"] == 1
+    assert seen["redirects"] == {
+        "/healthz http": None,  # the load balancer's health check, plain http to the task
+        "/ http": "https://horoscope.example.com/",
+        "/ https": None,
+    }
+
+
+@pytest.mark.parametrize("family", ["horoscope-web", "horoscope-worker", "horoscope-beat"])
+def test_every_container_passes_check_deploy_as_the_project_runs_it(deployed, tmp_path, family):
+    endpoint, _created, player, _removed = deployed
+    env = container_as_ecs_runs_it(endpoint, player, family)
+    result = run_in_container(
+        endpoint, env, tmp_path, sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "System check identified no issues (0 silenced)." in result.stdout

@@ -108,9 +108,16 @@ def procfile_command(process: str) -> list[str]:
     raise AssertionError(f"no {process} in Procfile")
 
 
+def without_log_level(command: list[str]) -> list[str]:
+    return [word for word in command if word != "--quiet" and not word.startswith("--loglevel=")]
+
+
 @pytest.mark.parametrize("process", ["worker", "beat"])
 def test_worker_and_beat_run_the_procfile_commands(synthesized, process):
-    assert container(synthesized, process)["Command"] == procfile_command(process)
+    command = container(synthesized, process)["Command"]
+    assert without_log_level(command) == without_log_level(procfile_command(process))
+    # The Procfile keeps `make run`'s terminal quiet; CloudWatch keeps each task's receipt (INFO).
+    assert "--loglevel=INFO" in command
 
 
 def test_worker_gets_sigterm_and_the_longest_stop_timeout(synthesized):
@@ -157,12 +164,61 @@ def test_postgres_is_encrypted_backed_up_and_private(assertions):
     )
 
 
-def test_tasks_get_the_database_password_from_secrets_manager_only(synthesized):
-    web = container(synthesized, "web")
-    secrets = {s["Name"]: s["ValueFrom"] for s in web["Secrets"]}
-    assert set(secrets) == {"DATABASE_USER", "DATABASE_PASSWORD"}
-    assert "DATABASE_PASSWORD" not in environment(synthesized, "web")
-    assert "DATABASE_URL" not in environment(synthesized, "web")  # made by deploy/entrypoint.py
+def test_tasks_get_the_database_password_and_redis_token_from_secrets_manager_only(synthesized):
+    token = logical_id(synthesized, "AWS::SecretsManager::Secret", Name="horoscope/cache-token")
+    for name in ("web", "worker", "beat"):
+        secrets = {s["Name"]: s["ValueFrom"] for s in container(synthesized, name)["Secrets"]}
+        assert set(secrets) == {"DATABASE_USER", "DATABASE_PASSWORD", "REDIS_AUTH_TOKEN"}
+        assert secrets["REDIS_AUTH_TOKEN"] == {"Ref": token}  # the whole secret: the token alone
+        env = environment(synthesized, name)
+        # DATABASE_URL and REDIS_URL are made by deploy/entrypoint.py from these parts.
+        assert not {"DATABASE_PASSWORD", "DATABASE_URL", "REDIS_AUTH_TOKEN", "REDIS_URL"} & set(env)
+
+
+def test_redis_is_private_encrypted_token_protected_and_replicated(synthesized, assertions):
+    token = logical_id(synthesized, "AWS::SecretsManager::Secret", Name="horoscope/cache-token")
+    ((lid, group),) = synthesized.resources("AWS::ElastiCache::ReplicationGroup").items()
+    props = group["Properties"]
+    assert props["Engine"] == "redis" and props["CacheNodeType"] == "cache.t4g.micro"
+    assert props["AtRestEncryptionEnabled"] is True and props["TransitEncryptionEnabled"] is True
+    # A primary and a replica in the other zone; the replica takes over on its own.
+    assert props["NumCacheClusters"] == 2
+    assert props["AutomaticFailoverEnabled"] is True and props["MultiAZEnabled"] is True
+    # The AUTH token is the generated secret, copied in by CloudFormation (never in the template).
+    assert props["AuthToken"] == {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": token}, ":SecretString:::}}"]]}
+    assertions.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {"Name": "horoscope/cache-token", "GenerateSecretString": Match.object_like({"ExcludePunctuation": True})},
+    )
+    # In the isolated subnets, as the database.
+    subnet_group = synthesized.resources("AWS::ElastiCache::SubnetGroup")[props["CacheSubnetGroupName"]["Ref"]]
+    subnets = subnet_group["Properties"]["SubnetIds"]
+    assert subnets == synthesized.one("AWS::RDS::DBSubnetGroup")["Properties"]["SubnetIds"]
+    assert all("database" in s["Ref"] for s in subnets)
+
+    # Its security group admits Redis from the tasks' security group alone, and sends nothing out.
+    (group_ref,) = props["SecurityGroupIds"]
+    cache_group = synthesized.resources("AWS::EC2::SecurityGroup")[group_ref["Fn::GetAtt"][0]]["Properties"]
+    assert "SecurityGroupIngress" not in cache_group
+    assert cache_group["SecurityGroupEgress"][0]["CidrIp"] == "255.255.255.255/32"  # CDK's "no egress"
+    ingress = [
+        r["Properties"]
+        for r in synthesized.resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == group_ref
+    ]
+    tasks = service(synthesized, "web")["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
+    assert [(r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"]) for r in ingress] == [(6379, 6379, tasks[0])]
+    assert lid == "Cache"
+
+
+def test_every_process_is_told_where_redis_is_and_that_one_proxy_is_in_front(synthesized):
+    for name in ("web", "worker", "beat"):
+        env = environment(synthesized, name)
+        assert env["REDIS_HOST"] == {"Fn::GetAtt": ["Cache", "PrimaryEndPoint.Address"]}
+        assert env["REDIS_PORT"] == {"Fn::GetAtt": ["Cache", "PrimaryEndPoint.Port"]}
+        assert env["TRUSTED_PROXY_COUNT"] == "1"  # the ALB's one X-Forwarded-For entry
+        # Django redirects http itself (SecurityMiddleware), as `check --deploy` asks; /healthz is exempt.
+        assert "SECURE_SSL_REDIRECT" not in env
 
 
 def test_task_queue_and_dead_letter_queue(synthesized, assertions):
@@ -353,6 +409,8 @@ def test_outputs_name_what_an_operator_copies(synthesized):
         "CognitoClientId",
         "CognitoDomain",
         "LoadBalancerDns",
+        "CacheHost",
+        "CacheTokenSecretArn",
         "ImageRepositoryUri",
         "DkimRecord1",
         "DkimRecord3",
@@ -370,6 +428,7 @@ def test_outputs_name_what_an_operator_copies(synthesized):
         ({"certificate_arn": "my-cert"}, "context certificate_arn must be an ACM certificate ARN"),
         ({"workers_min": "3", "workers_max": "2"}, "context workers_min must be at least 1"),
         ({"workers_max": "many"}, "context workers_max must be a whole number"),
+        ({"cache_node_type": "t4g.micro"}, "context cache_node_type must be an ElastiCache node type"),
     ],
 )
 def test_bad_context_is_refused_with_one_line(context, message):

@@ -43,6 +43,17 @@ def test_image_default_command_is_the_web_service_and_runs_through_the_entrypoin
     assert instructions("STOPSIGNAL") == ["SIGTERM"]
 
 
+def test_image_installs_the_debian_packages_the_site_itself_needs():
+    # The packages `make run` installs (scripts/install-system-deps --runtime): the part of the
+    # script before the test-only ones.
+    script = (REPO_ROOT / "scripts" / "install-system-deps").read_text()
+    runtime_part = script.split("if ! $runtime_only", 1)[0]
+    runtime_packages = set(re.findall(r"missing\+=\(([^)]+)\)", runtime_part))
+    assert runtime_packages == {"libcairo2", "fonts-dejavu-core"}
+    apt_steps = [run for run in instructions("RUN") if "apt-get install" in run]
+    assert apt_steps and all(package in apt_steps[0].split() for package in runtime_packages)
+
+
 def test_docker_context_leaves_out_local_state():
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "var", ".env", "deploy/cdk.out"} <= set(ignored)

@@ -84,7 +84,8 @@ class Forecast(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Who holds a `generating` claim ("worker@host/pid", forecasts/sending/holders.py): when that
     # worker is lost, the claim is released at once (forecasts/sending/recovery.py).
-    claimed_by = models.CharField(max_length=300, blank=True, editable=False)
+    # A database default too: code from before the column (a rolling deploy) still inserts.
+    claimed_by = models.CharField(max_length=300, blank=True, editable=False, default="", db_default="")
     edited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -151,7 +152,8 @@ class Delivery(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # The worker holding it while queued in a task it received ("worker@host") or while sending
     # ("worker@host/pid"); empty otherwise. A lost holder's deliveries are recovered at once.
-    held_by = models.CharField(max_length=300, blank=True, editable=False)
+    # A database default too: code from before the column (a rolling deploy) still inserts.
+    held_by = models.CharField(max_length=300, blank=True, editable=False, default="", db_default="")
 
     class Meta:
         ordering = ["-local_date", "-due_at"]

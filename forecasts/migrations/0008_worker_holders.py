@@ -14,12 +14,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='delivery',
             name='held_by',
-            field=models.CharField(blank=True, editable=False, max_length=300),
+            field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=300),
         ),
         migrations.AddField(
             model_name='forecast',
             name='claimed_by',
-            field=models.CharField(blank=True, editable=False, max_length=300),
+            field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=300),
         ),
         migrations.AddField(
             model_name='workerheartbeat',

@@ -43,7 +43,7 @@ def test_bad_configuration_gives_one_line_and_exit_2(env, expected, tmp_path):
 
 
 def test_production_settings_with_required_values_start(tmp_path):
-    from horoscope_site.tests.test_production_refusals import SAFE_PRODUCTION_ENV
+    from tests.support.production import PRODUCTION_ENV
 
-    result = run_manage("check", VAR_DIR=str(tmp_path), **SAFE_PRODUCTION_ENV)
+    result = run_manage("check", VAR_DIR=str(tmp_path), **PRODUCTION_ENV)
     assert result.returncode == 0, result.stderr

@@ -21,20 +21,9 @@ from django.test import Client
 
 from accounts.models import User
 from devtools.servers import REPO_ROOT, base_child_env
+from tests.support.production import PRODUCTION_ENV
 
 PASSWORD = "Sidereal-Orbit-4417"
-PRODUCTION_ENV = {
-    "DJANGO_ENV": "production",
-    "DJANGO_SECRET_KEY": "a-long-random-production-key-for-this-test-only-" + "0123456789" * 3,
-    "ALLOWED_HOSTS": "horoscope.example.com",
-    "SITE_URL": "https://horoscope.example.com",
-    "DEFAULT_FROM_EMAIL": "Daily Horoscope <daily@horoscope.example.com>",
-    # Shared services, as production requires (horoscope_site/production.py); nothing connects to them.
-    "DATABASE_URL": "postgres://horoscope@db.internal:5432/horoscope",
-    "CELERY_BROKER_URL": "redis://cache.internal:6379/1",
-    "REDIS_URL": "redis://cache.internal:6379/0",
-    "EMAIL_BACKEND": "django_ses.SESBackend",
-}
 
 
 def run_manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -8,23 +8,8 @@ import pytest
 
 from devtools.servers import REPO_ROOT, base_child_env, free_port
 from horoscope_site.production import DEVELOPMENT_SECRET_KEY, production_problems
+from tests.support.production import PRODUCTION_ENV, PRODUCTION_REQUIRED_ONLY
 
-# What an operator sets first: enough for every earlier required-variable check.
-REQUIRED_ONLY = {
-    "DJANGO_ENV": "production",
-    "DJANGO_SECRET_KEY": "k7Qm2vX9pL4wR8sT1yU6zA3bC5dE0fG-hJ_iK9lM2nO4pQ7rS1tV",
-    "ALLOWED_HOSTS": "horoscope.example.com",
-    "SITE_URL": "https://horoscope.example.com",
-    "DEFAULT_FROM_EMAIL": "Daily Horoscope <daily@horoscope.example.com>",
-}
-SAFE_PRODUCTION_ENV = {
-    **REQUIRED_ONLY,
-    # Nothing connects to these at start; the names only have to be of a shared kind.
-    "DATABASE_URL": "postgres://horoscope@db.internal:5432/horoscope",
-    "CELERY_BROKER_URL": "redis://cache.internal:6379/1",
-    "REDIS_URL": "redis://cache.internal:6379/0",
-    "EMAIL_BACKEND": "django_ses.SESBackend",
-}
 CLEARED = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "EMAIL_BACKEND", "APP_SECRETS_ID", "DEBUG")
 
 
@@ -47,7 +32,7 @@ def config_errors(stderr: str) -> list[str]:
 
 
 def test_only_the_required_variables_stop_production_naming_each_unsafe_default(tmp_path):
-    result = run(tmp_path, [sys.executable, "manage.py", "check"], REQUIRED_ONLY)
+    result = run(tmp_path, [sys.executable, "manage.py", "check"], PRODUCTION_REQUIRED_ONLY)
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -81,7 +66,7 @@ def test_only_the_required_variables_stop_production_naming_each_unsafe_default(
     ],
 )
 def test_each_unsafe_setting_alone_stops_production_with_its_line(tmp_path, change, expected):
-    result = run(tmp_path, [sys.executable, "manage.py", "check"], {**SAFE_PRODUCTION_ENV, **change})
+    result = run(tmp_path, [sys.executable, "manage.py", "check"], {**PRODUCTION_ENV, **change})
 
     assert result.returncode == 2
     assert config_errors(result.stderr) == result.stderr.strip().splitlines()
@@ -91,7 +76,7 @@ def test_each_unsafe_setting_alone_stops_production_with_its_line(tmp_path, chan
 
 def test_a_good_production_configuration_passes_the_deploy_check(tmp_path):
     result = run(
-        tmp_path, [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], SAFE_PRODUCTION_ENV
+        tmp_path, [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], PRODUCTION_ENV
     )
 
     assert result.returncode == 0, result.stderr
@@ -99,7 +84,7 @@ def test_a_good_production_configuration_passes_the_deploy_check(tmp_path):
 
 
 def test_sqlite_is_allowed_for_a_single_machine_only_when_asked_for_by_name(tmp_path):
-    sqlite = {**SAFE_PRODUCTION_ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    sqlite = {**PRODUCTION_ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
 
     refused = run(tmp_path, [sys.executable, "manage.py", "check"], sqlite)
     allowed = run(tmp_path, [sys.executable, "manage.py", "check"], {**sqlite, "ALLOW_SQLITE_IN_PRODUCTION": "1"})
@@ -123,7 +108,7 @@ def test_sqlite_is_allowed_for_a_single_machine_only_when_asked_for_by_name(tmp_
 def test_every_entry_point_refuses_an_unsafe_production(tmp_path, argv):
     port = str(free_port())
     argv = [part.replace("{port}", port) for part in argv]
-    unsafe = {**SAFE_PRODUCTION_ENV, "EMAIL_BACKEND": "forecasts.sending.outbox.OutboxEmailBackend"}
+    unsafe = {**PRODUCTION_ENV, "EMAIL_BACKEND": "forecasts.sending.outbox.OutboxEmailBackend"}
 
     try:
         result = run(tmp_path, argv, unsafe, timeout=60)
@@ -136,7 +121,7 @@ def test_every_entry_point_refuses_an_unsafe_production(tmp_path, argv):
 
 def test_the_rules_in_one_place():
     safe = {
-        "secret_key": REQUIRED_ONLY["DJANGO_SECRET_KEY"],
+        "secret_key": PRODUCTION_REQUIRED_ONLY["DJANGO_SECRET_KEY"],
         "email_backend": "django_ses.SESBackend",
         "database_engine": "django.db.backends.postgresql",
         "broker_url": "sqs://",

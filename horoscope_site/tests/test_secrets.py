@@ -22,6 +22,7 @@ from devtools.servers import REPO_ROOT, base_child_env, free_port, moto_server
 from horoscope_site import secrets as app_secrets
 from horoscope_site.config import ConfigError
 from horoscope_site.security import SecretsCleansingFilter, SecretsMaskingReporter
+from tests.support import production
 
 STARS = SafeExceptionReporterFilter.cleansed_substitute
 
@@ -354,20 +355,13 @@ def test_project_uses_the_masking_reporter_and_filter(settings):
 
 # The real entry point: manage.py in production mode reads its Django key from the secret.
 
+# The Django key is left out: it comes from the secret.
 PRODUCTION_ENV = {
-    "DJANGO_ENV": "production",
-    "ALLOWED_HOSTS": "horoscope.example.com",
-    "SITE_URL": "https://horoscope.example.com",
-    "DEFAULT_FROM_EMAIL": "Daily Horoscope <daily@horoscope.example.com>",
+    **{name: value for name, value in production.PRODUCTION_ENV.items() if name != "DJANGO_SECRET_KEY"},
     "AWS_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_EC2_METADATA_DISABLED": "true",
-    # Shared services, as production requires (horoscope_site/production.py); nothing connects to them.
-    "DATABASE_URL": "postgres://horoscope@db.internal:5432/horoscope",
-    "CELERY_BROKER_URL": "redis://cache.internal:6379/1",
-    "REDIS_URL": "redis://cache.internal:6379/0",
-    "EMAIL_BACKEND": "django_ses.SESBackend",
 }
 
 

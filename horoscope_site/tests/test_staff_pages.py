@@ -11,7 +11,8 @@ from django.test import Client
 from accounts.tests.factories import UserFactory
 from devtools.servers import REPO_ROOT
 from forecasts.sending.outbox import outbox_messages
-from horoscope_site.tests.test_production_refusals import SAFE_PRODUCTION_ENV, child_env
+from horoscope_site.tests.test_production_refusals import child_env
+from tests.support.production import PRODUCTION_ENV
 
 # Where the gate itself sends staff: it tells them how to get a second factor, and shows nothing else.
 GATE_PAGES = {"staff:home"}
@@ -32,7 +33,7 @@ def outbox_routed(tmp_path, env: dict[str, str]) -> str:
 
 
 def test_the_outbox_is_never_routed_in_production(tmp_path):
-    assert outbox_routed(tmp_path, SAFE_PRODUCTION_ENV) == "False"
+    assert outbox_routed(tmp_path, PRODUCTION_ENV) == "False"
     assert outbox_routed(tmp_path, {"DJANGO_ENV": "development"}) == "True"
 
 

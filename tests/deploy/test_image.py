@@ -15,6 +15,7 @@ import pytest
 
 from deploy import entrypoint, services
 from devtools.servers import REPO_ROOT, base_child_env
+from tests.support.production import PRODUCTION_ENV
 
 DOCKERFILE = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
 ENV_REFERENCE = REPO_ROOT / "deploy" / "production.env.example"
@@ -99,17 +100,7 @@ def test_the_build_collects_with_the_static_settings_production_serves(tmp_path)
     (build_step,) = [run for run in instructions("RUN") if "collectstatic" in run]
     build_env = dict(pair.split("=", 1) for pair in shlex.split(build_step) if "=" in pair)
     assert build_env == {"DJANGO_ENV": "development", "DEBUG": "false"}
-    production = {
-        "DJANGO_ENV": "production",
-        "DJANGO_SECRET_KEY": "a-long-random-production-key-for-this-test-only-" + "0123456789" * 3,
-        "ALLOWED_HOSTS": "horoscope.example.com",
-        "SITE_URL": "https://horoscope.example.com",
-        "DEFAULT_FROM_EMAIL": "Daily Horoscope <daily@horoscope.example.com>",
-        "DATABASE_URL": "postgres://horoscope@db.internal:5432/horoscope",
-        "CELERY_BROKER_URL": "sqs://",
-        "REDIS_URL": "rediss://:token@cache.internal:6379/0",
-        "EMAIL_BACKEND": "django_ses.SESBackend",
-    }
+    production = {**PRODUCTION_ENV, "CELERY_BROKER_URL": "sqs://", "REDIS_URL": "rediss://:token@cache.internal:6379/0"}
     seen = []
     for mode in (build_env, production):
         env = base_child_env(

@@ -14,18 +14,11 @@ from pathlib import Path
 import pytest
 
 from devtools.servers import REPO_ROOT, base_child_env, free_port, wait_for
+from tests.support import production
 
 TOKEN = "Abc123tokenFromSecretsManager0123456789abcdefghijklmnopqrstuvwx"
-PRODUCTION_ENV = {
-    "DJANGO_ENV": "production",
-    "DJANGO_SECRET_KEY": "a-long-random-production-key-for-this-test-only-" + "0123456789" * 3,
-    "ALLOWED_HOSTS": "horoscope.example.com",
-    "SITE_URL": "https://horoscope.example.com",
-    "DEFAULT_FROM_EMAIL": "Daily Horoscope <daily@horoscope.example.com>",
-    "DATABASE_URL": "postgres://horoscope@db.internal:5432/horoscope",  # not connected to here
-    "CELERY_BROKER_URL": "sqs://",
-    "EMAIL_BACKEND": "django_ses.SESBackend",
-}
+# Production as the containers run it: SQS for tasks, and this test's own REDIS_URL.
+PRODUCTION_ENV = {**production.PRODUCTION_ENV, "CELERY_BROKER_URL": "sqs://"}
 PROBE = """
 import json
 import django

@@ -111,6 +111,9 @@ def test_make_run_banner_last_quiet_and_one_ctrl_c_stops_everything_with_exit_0(
         env.pop(name, None)
     env["DJANGO_ENV"] = "development"
     env.pop("SITE_URL", None)
+    # As typed in a shell, not as a sub-make of `make test` (which would print "make[1]: ..." lines).
+    for name in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+        env.pop(name, None)
     started = time.monotonic()
     terminal = Terminal(["make", "run"], env, artifacts_dir / "make-run.log")
     try:

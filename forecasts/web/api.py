@@ -3,7 +3,11 @@
 - `GET horoscope/today`: the signed-in reader's forecast for their local date, for a
   Cognito access token (`Authorization: Bearer ...`), as API Gateway with a Cognito
   authorizer would serve it.
-- `GET signs/<sign>/today[?date=YYYY-MM-DD]`: one sign's forecast, public.
+- `GET signs/<sign>/today[?date=YYYY-MM-DD][&tz=Zone/Name]`: one sign's forecast, public; without
+  `date`, for today in `tz` (UTC when not given).
+
+A date that is today somewhere on Earth is written on demand when preparation has not written it
+yet, as the pages do (forecasts/web/readings.py); a date that has not begun anywhere is never served.
 
 Every answer, errors included, is JSON. No cookies are read, so no CSRF applies.
 """
@@ -11,7 +15,7 @@ Every answer, errors included, is JSON. No cookies are read, so no CSRF applies.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, time
 from functools import wraps
 
 from django.http import HttpRequest, JsonResponse
@@ -22,16 +26,16 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts.cognito_tokens import SigningKeysUnavailable, TokenError, verify_access_token
 from accounts.models import Subscription, User
 from accounts.scheduling import known_time_zones, local_date_of, zone
+from forecasts.earth_dates import DateState, date_state
 from forecasts.models import Forecast
 from forecasts.sending.emails.facts import sky_lines
+from forecasts.web.readings import readings_for_page
 from forecasts.writing.slots import fill_slots
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 COGNITO_PROVIDER = "amazon_cognito"
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 BEARER = re.compile(r"Bearer +([A-Za-z0-9_.~+/=-]+)", re.IGNORECASE)
-# Forecasts are written ahead; a reader at UTC+14 is on tomorrow's date, nobody is further ahead.
-MAX_DAYS_AHEAD = 1
 PUBLIC_MAX_AGE_S = 300
 
 
@@ -89,15 +93,22 @@ def forecast_json(
 
 
 def forecast_published(sign: str, day: date) -> Forecast | None:
-    """The readable forecast of `sign` on `day`, if it has been written."""
-    if day > datetime.now(UTC).date() + timedelta(days=MAX_DAYS_AHEAD):
+    """The readable forecast of `sign` on `day`, written now if the date is today somewhere on
+    Earth and nobody has; None for a date that has not begun anywhere, or a past one without."""
+    if date_state(day, timezone.now()) is DateState.FUTURE:
         return None
-    return (
-        Forecast.objects.ready()
-        .filter(sign=sign, date=day)
-        .only("date", "sign", "headline", "overview", "sections", "advice", "facts")
-        .first()
-    )
+    return readings_for_page(day, [sign]).get(sign)
+
+
+def forecast_missing(what: str, day: date) -> JsonResponse:
+    """Why there is no forecast: a 503 to retry while today's is being written, else a 404."""
+    state = date_state(day, timezone.now())
+    if state is DateState.CURRENT:
+        detail = f"The forecast for {what} is being written; try again in a few seconds."
+        return error(503, "temporarily_unavailable", detail, Retry_After="5")
+    if state is DateState.FUTURE:
+        return error(404, "not_found", f"No forecast for {what}: that date has not begun anywhere on Earth yet.")
+    return error(404, "not_found", f"No forecast was written for {what}.")
 
 
 def reader_for_claims(claims: dict) -> User | None:
@@ -181,19 +192,22 @@ def my_horoscope_today(request: HttpRequest) -> JsonResponse:
         local_date, time_zone = timezone.now().date(), "UTC"
     forecast = forecast_published(subscription.sign, local_date)
     if forecast is None:
-        return never_store(error(404, "not_found", "Today's forecast for your sign is not ready yet."))
+        return never_store(forecast_missing(f"your sign today ({local_date.isoformat()})", local_date))
     topics = subscription.topics if isinstance(subscription.topics, list) else None
     return never_store(JsonResponse(forecast_json(forecast, topics, time_zone, subscription.delivery_time)))
 
 
 @api_view("GET")
 def sign_today(request: HttpRequest, sign: str) -> JsonResponse:
-    """One sign's forecast for today (UTC) or for `?date=YYYY-MM-DD`, times in `?tz=` (default UTC)."""
+    """One sign's forecast for `?date=YYYY-MM-DD`, else for today in `?tz=`; times in `?tz=` (default UTC)."""
     if sign not in SIGNS_BY_SLUG:
         return error(404, "not_found", "Unknown sign: use one of " + ", ".join(SIGNS_BY_SLUG) + ".")
+    time_zone = request.GET.get("tz", "UTC")
+    if time_zone not in known_time_zones():
+        return error(400, "invalid_request", "tz must be an IANA time zone name, e.g. Europe/Paris.")
     raw_date = request.GET.get("date")
     if raw_date is None:
-        day = datetime.now(UTC).date()
+        day = local_date_of(timezone.now(), time_zone)
     else:
         try:
             if not ISO_DATE.fullmatch(raw_date):
@@ -201,12 +215,9 @@ def sign_today(request: HttpRequest, sign: str) -> JsonResponse:
             day = date.fromisoformat(raw_date)
         except ValueError:
             return error(400, "invalid_request", "date must be a calendar date written YYYY-MM-DD.")
-    time_zone = request.GET.get("tz", "UTC")
-    if time_zone not in known_time_zones():
-        return error(400, "invalid_request", "tz must be an IANA time zone name, e.g. Europe/Paris.")
     forecast = forecast_published(sign, day)
     if forecast is None:
-        return error(404, "not_found", f"No forecast for {SIGNS_BY_SLUG[sign].name} on {day.isoformat()} yet.")
+        return forecast_missing(f"{SIGNS_BY_SLUG[sign].name} on {day.isoformat()}", day)
     response = JsonResponse(forecast_json(forecast, time_zone=time_zone))
     response["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE_S}"
     return response

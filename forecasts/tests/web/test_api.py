@@ -14,6 +14,7 @@ import time_machine
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount
 from cryptography.hazmat.primitives import serialization
+from django.utils import timezone
 
 from accounts.models import Subscription, User
 from devtools.servers import free_port, moto_server
@@ -300,7 +301,7 @@ def test_missing_or_malformed_authorization_is_refused(client, authorization, fr
 
 
 @pytest.mark.django_db
-def test_signed_in_reader_without_a_subscription_or_forecast_gets_404(client, cognito):
+def test_signed_in_reader_without_a_subscription_gets_404_and_one_being_written_a_503(client, cognito, monkeypatch):
     email = f"nosub-{uuid.uuid4().hex[:8]}@example.com"
     sub = cognito_user(cognito, email)
     user = User.objects.create_user(email=email)
@@ -313,10 +314,12 @@ def test_signed_in_reader_without_a_subscription_or_forecast_gets_404(client, co
     assert "subscription" in response.json()["detail"]
 
     Subscription.objects.create(user=user, sign="pisces", status="active")
-    forecast(sign="pisces", status=Forecast.Status.GENERATING)  # not written yet
+    # Another worker is writing it right now (a fresh claim): retry shortly, not "there is none".
+    monkeypatch.setattr("forecasts.web.readings.ON_DEMAND_WAIT_SECONDS", 0.2)
+    forecast(sign="pisces", status=Forecast.Status.GENERATING, claimed_at=timezone.now())
     response = get(client, access)
-    assert response.status_code == 404
-    assert "not ready yet" in response.json()["detail"]
+    assert (response.status_code, response["Retry-After"]) == (503, "5")
+    assert "being written" in response.json()["detail"]
 
 
 @pytest.mark.django_db
@@ -453,13 +456,13 @@ def test_bad_date_is_a_400_with_a_reason(client, raw):
 @pytest.mark.django_db
 def test_unknown_sign_and_unwritten_or_future_forecasts_are_404(client):
     forecast(sign="libra", day=datetime.now(UTC).date() + timedelta(days=2))
-    forecast(sign="scorpio", status=Forecast.Status.FAILED)
+    forecast(sign="scorpio", day=date(2024, 5, 1), status=Forecast.Status.FAILED)
 
     for url, params in [
         ("/api/v1/signs/ophiuchus/today", {}),
         ("/api/v1/signs/LEO/today", {}),
-        ("/api/v1/signs/leo/today", {}),
-        ("/api/v1/signs/scorpio/today", {}),
+        ("/api/v1/signs/leo/today", {"date": "2024-05-01"}),
+        ("/api/v1/signs/scorpio/today", {"date": "2024-05-01"}),
         ("/api/v1/signs/libra/today", {"date": (datetime.now(UTC).date() + timedelta(days=2)).isoformat()}),
         ("/api/v1/nothing-here", {}),
         ("/api/v1/signs/leo/yesterday", {}),
@@ -467,3 +470,36 @@ def test_unknown_sign_and_unwritten_or_future_forecasts_are_404(client):
         response = client.get(url, params)
         assert response.status_code == 404, url
         assert response.json()["error"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_today_without_a_date_is_today_in_the_asked_zone(client):
+    # 23:30 UTC on 1 July: still 1 July in London's winter... and in UTC, already 2 July at UTC+14.
+    with time_machine.travel(datetime(2026, 7, 1, 23, 30, tzinfo=UTC)):
+        forecast(sign="cancer", day=date(2026, 7, 1), headline="The first")
+        forecast(sign="cancer", day=date(2026, 7, 2), headline="The second")
+
+        in_utc = client.get("/api/v1/signs/cancer/today").json()
+        in_kiribati = client.get("/api/v1/signs/cancer/today", {"tz": "Pacific/Kiritimati"}).json()
+        in_honolulu = client.get("/api/v1/signs/cancer/today", {"tz": "Pacific/Honolulu"}).json()
+
+    assert (in_utc["date"], in_utc["headline"]) == ("2026-07-01", "The first")
+    assert (in_kiribati["date"], in_kiribati["headline"]) == ("2026-07-02", "The second")
+    assert (in_honolulu["date"], in_honolulu["headline"]) == ("2026-07-01", "The first")
+
+
+@pytest.mark.django_db
+def test_todays_missing_forecast_is_written_on_demand_and_a_past_one_is_said_plainly(client):
+    with time_machine.travel(datetime(2026, 7, 1, 12, 0, tzinfo=UTC), tick=True):
+        response = client.get("/api/v1/signs/aries/today")
+        past = client.get("/api/v1/signs/aries/today", {"date": "2026-06-01"})
+        future = client.get("/api/v1/signs/aries/today", {"date": "2026-07-03"})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["date"] == "2026-07-01" and body["headline"] and body["overview"]
+    written = Forecast.objects.get(sign="aries", date=date(2026, 7, 1))
+    assert written.is_ready and body["headline"] == written.headline
+    assert (past.status_code, past.json()["detail"]) == (404, "No forecast was written for Aries on 2026-06-01.")
+    assert future.status_code == 404 and "has not begun anywhere on Earth" in future.json()["detail"]
+    assert not Forecast.objects.filter(date__in=[date(2026, 6, 1), date(2026, 7, 3)]).exists()

@@ -474,7 +474,7 @@ def test_unknown_sign_and_unwritten_or_future_forecasts_are_404(client):
 
 @pytest.mark.django_db
 def test_today_without_a_date_is_today_in_the_asked_zone(client):
-    # 23:30 UTC on 1 July: still 1 July in London's winter... and in UTC, already 2 July at UTC+14.
+    # 23:30 UTC on 1 July: still 1 July in UTC and Honolulu, already 2 July at UTC+14 (Kiribati).
     with time_machine.travel(datetime(2026, 7, 1, 23, 30, tzinfo=UTC)):
         forecast(sign="cancer", day=date(2026, 7, 1), headline="The first")
         forecast(sign="cancer", day=date(2026, 7, 2), headline="The second")

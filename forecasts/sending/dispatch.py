@@ -95,8 +95,8 @@ def _record_postgresql(
     connection, groups: dict[tuple, list[int]], outcomes: dict[tuple, ClaimOutcome]
 ) -> list[tuple[int, int, date]]:
     """Advance every claimed reader and insert their deliveries in one statement; returns (id,
-    subscription id, local date) of the deliveries inserted. The statement answers one row per
-    reader advanced, so a reader left out is an error, not a reader claimed again next chunk.
+    subscription id, local date) of the deliveries inserted. It also counts the readers
+    advanced, so a reader left out is an error, not a reader claimed again next chunk.
 
     The claimed rows are locked, so their zone, time and last local date are still those they
     were grouped by: each row joins its group's outcome on them (a few rows of arrays), and only
@@ -131,7 +131,8 @@ def _record_postgresql(
             ON CONFLICT ({d["subscription"]}, {d["local_date"]}) DO NOTHING
             RETURNING {quote(delivery.pk.column)} AS id, {d["subscription"]} AS reader, {d["local_date"]} AS local_date
         )
-        SELECT i.id, a.id, i.local_date FROM advanced AS a LEFT JOIN inserted AS i ON i.reader = a.id
+        SELECT i.id, i.reader, i.local_date FROM inserted AS i
+        UNION ALL SELECT NULL, count(*), NULL FROM advanced
     """  # noqa: S608
     keys = list(groups)
     now = timezone.now()
@@ -149,11 +150,15 @@ def _record_postgresql(
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        advanced = cursor.fetchall()
-    if len(advanced) != sum(map(len, groups.values())):
+        rows = cursor.fetchall()
+    # The row without a delivery id counts the readers advanced. (Not a join of the two: the
+    # planner expects one row from each and would compare every pair.)
+    advanced = next(count for pk, count, _ in rows if pk is None)
+    claimed = sum(map(len, groups.values()))
+    if advanced != claimed:
         # A claimed reader left unadvanced would stay due and be claimed again, chunk after chunk.
-        raise RuntimeError(f"advanced {len(advanced)} of {sum(map(len, groups.values()))} claimed readers")
-    return [row for row in advanced if row[0] is not None]
+        raise RuntimeError(f"advanced {advanced} of {claimed} claimed readers")
+    return [row for row in rows if row[0] is not None]
 
 
 def _record_elsewhere(groups: dict[tuple, list[int]], outcomes: dict[tuple, ClaimOutcome]) -> None:

@@ -9,8 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Subscription
 from accounts.scheduling import local_send_instant, zone
 from forecasts.models import Delivery
-from forecasts.sending import dispatch
-from forecasts.sending.dispatch import deliveries_dispatch_due
+from forecasts.sending.dispatch import claim_outcome, deliveries_dispatch_due
 from forecasts.tests.factories import add_readers
 from tests.support.concurrency import at_once
 
@@ -174,10 +173,12 @@ def test_dispatch_refuses_a_naive_time():
 
 
 def test_the_due_date_is_the_latest_local_date_whose_time_has_come():
-    reader = Subscription(time_zone="Pacific/Kiritimati", delivery_time=time(0, 0))
+    def due_date(now: datetime) -> date:
+        return claim_outcome(now, "Pacific/Kiritimati", time(0, 0), None, timedelta(hours=18)).local_date
+
     # 09:59 UTC on 8 March is 23:59 on 8 March in UTC+14; 10:00 UTC is midnight of the 9th.
-    assert dispatch._due_date(at("2025-03-08T09:59Z"), reader)[0] == date(2025, 3, 8)
-    assert dispatch._due_date(at("2025-03-08T10:00Z"), reader)[0] == date(2025, 3, 9)
+    assert due_date(at("2025-03-08T09:59Z")) == date(2025, 3, 8)
+    assert due_date(at("2025-03-08T10:00Z")) == date(2025, 3, 9)
 
 
 @pytest.mark.parametrize(

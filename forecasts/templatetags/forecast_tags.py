@@ -13,10 +13,10 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def forecast_reading(context, forecast, time_zone: str = "UTC") -> dict:
-    """The reading as a reader in `time_zone` sees it: each time slot written in their zone
-    ("at 14:10 this afternoon"); notes in topic order, only the context's `topics` when set."""
-    return shared(forecast).in_zone(time_zone, context.get("topics") or None)
+def forecast_text(context, forecast, time_zone: str = "UTC") -> str:
+    """The reading's text as a reader in `time_zone` sees it: each time slot written in their
+    zone ("at 14:10 this afternoon"); notes in topic order, only the context's `topics` when set."""
+    return shared(forecast).text_html(time_zone, context.get("topics") or None)
 
 
 @register.simple_tag

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from django.core.cache import cache
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from accounts.scheduling import zone
 from forecasts.models import Forecast
@@ -27,6 +29,8 @@ from forecasts.writing.slots import fill_slots
 
 logger = logging.getLogger(__name__)
 
+TEXT_TEMPLATE = "forecasts/_forecast_text.html"
+
 # The sky of a date never changes: its wheel is kept for days, for the dates this near today.
 WHEEL_CACHE_SECONDS = 3 * 24 * 3600
 SHARED_WHEEL_DAYS = 7
@@ -34,51 +38,49 @@ SHARED_WHEEL_DAYS = 7
 
 @dataclass(frozen=True)
 class SharedReading:
-    """What a Forecast row shows every viewer, before their zone, topics and hour are applied."""
+    """What a Forecast row shows every viewer, before their zone, topics and hour are applied.
+
+    The text is HTML rendered once (templates/forecasts/_forecast_text.html) with its time slots
+    still in it: escaping and paragraphs never touch a slot ([[at:2025-03-09T14:32Z]] has no
+    character HTML escapes), and a filled slot ("at 14:32 this afternoon") has none either.
+    """
 
     date: date
     sign: str
     headline: str
     overview: str
-    notes: tuple[dict[str, str], ...]  # {topic, label, text}: the non-empty notes in topic order
-    do: str
-    dont: str
+    story_html: str
+    notes_html: tuple[tuple[str, str], ...]  # (topic, HTML): the non-empty notes in topic order
+    advice_html: str
     ranked_facts: tuple[tuple[dict, FactLine], ...]
 
     @classmethod
     def from_forecast(cls, forecast: Forecast) -> "SharedReading":
         advice = forecast.advice if isinstance(forecast.advice, dict) else {}
+        do, dont = str(advice.get("do") or ""), str(advice.get("dont") or "")
         return cls(
             date=forecast.date,
             sign=forecast.sign,
             headline=forecast.headline,
             overview=forecast.overview,
-            notes=tuple(forecast.sections_in_order()),
-            do=str(advice.get("do") or ""),
-            dont=str(advice.get("dont") or ""),
+            story_html=render_to_string(TEXT_TEMPLATE, {"part": "story", "story": forecast.overview}),
+            notes_html=tuple(
+                (note["topic"], render_to_string(TEXT_TEMPLATE, {"part": "note", "note": note}))
+                for note in forecast.sections_in_order()
+            ),
+            advice_html=render_to_string(TEXT_TEMPLATE, {"part": "advice", "do": do, "dont": dont})
+            if do or dont
+            else "",
             ranked_facts=tuple(ranked_fact_lines(forecast.facts)),
         )
 
-    def in_zone(self, time_zone: str = "UTC", topics=None) -> dict:
+    def text_html(self, time_zone: str = "UTC", topics=None) -> str:
         """The text as a reader in `time_zone` reads it: each time slot written in their zone
         ("at 14:10 this afternoon"); only the notes of `topics` when given (all when empty)."""
-        local = zone(time_zone)
-
-        def local_text(text: str) -> str:
-            return fill_slots(text, local, self.date)
-
         wanted = set(topics) if topics else None
-        return {
-            "headline": self.headline,
-            "story": local_text(self.overview),
-            "notes": [
-                {**note, "text": local_text(note["text"])}
-                for note in self.notes
-                if wanted is None or note["topic"] in wanted
-            ],
-            "do": local_text(self.do),
-            "dont": local_text(self.dont),
-        }
+        notes = [html for topic, html in self.notes_html if wanted is None or topic in wanted]
+        text = "".join([self.story_html, *notes, self.advice_html])
+        return mark_safe(fill_slots(text, zone(time_zone), self.date))  # noqa: S308 - our own HTML, see above
 
     def sky_lines(self, time_zone: str = "UTC", since: time = time(0)) -> list[str]:
         """ "In the sky" from `since` on the reading's date to its end in `time_zone`: the lines

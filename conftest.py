@@ -49,6 +49,15 @@ def django_db_modify_db_settings(postgres_server):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty Django cache: a page cached by an earlier test (whose rows
+    were rolled back without a commit to say so) is not served to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def outbox_in_tmp(settings, tmp_path):
     """Each test that uses the outbox backend gets its own folder."""
     settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"

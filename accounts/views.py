@@ -19,8 +19,7 @@ from accounts import selectors, services
 from accounts.forms import DeleteAccountForm, PreferencesForm
 from accounts.models import Subscription
 from accounts.signals import LOGIN_AT_SESSION_KEY
-from forecasts.sky import noon_wheel
-from forecasts.web.readings import readings_for_page
+from forecasts.web.shared_reading import reading_for_page, wheel_svg
 from forecasts.zodiac import SIGNS_BY_SLUG
 
 # How recent a login must be for an account without a password to be deleted.
@@ -44,13 +43,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return subscription
     local_date = selectors.reader_local_date(subscription)
     # The reader's date is today somewhere, so a reading preparation has not written yet is written now.
-    forecast = readings_for_page(local_date, [subscription.sign]).get(subscription.sign)
+    # What every reader of the sign shares comes from the cache; their zone, topics and hour are
+    # applied here (templates/accounts/_forecast.html).
+    forecast = reading_for_page(local_date, subscription.sign)
     context = {
         "subscription": subscription,
         "sign": SIGNS_BY_SLUG[subscription.sign],
         "local_date": local_date,
         "forecast": forecast,
-        "wheel_svg": noon_wheel(local_date)[0] if forecast else "",
+        "wheel_svg": wheel_svg(local_date) if forecast else "",
     }
     return render(request, "accounts/dashboard.html", context)
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from forecasts.models import Forecast, Passage
+from forecasts.reading_cache import forecasts_changed
 from forecasts.topics import TOPIC_LABELS, TOPICS
 from forecasts.writing.generation import forecast_regenerate
 from forecasts.writing.grounding import check_forecast
@@ -229,7 +230,10 @@ class ForecastAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve the selected forecasts", permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[Forecast]) -> None:
-        count = queryset.filter(status=Forecast.Status.DRAFT).update(status=Forecast.Status.APPROVED)
+        drafts = queryset.filter(status=Forecast.Status.DRAFT)
+        signs = set(drafts.values_list("sign", flat=True))
+        count = drafts.update(status=Forecast.Status.APPROVED)
+        forecasts_changed(signs)  # QuerySet.update sends no signal: the pages are told here
         self.message_user(request, f"{count} forecasts approved.")
         if count < queryset.count():
             self.message_user(request, "Only drafts can be approved; the others were left alone.", messages.WARNING)

@@ -11,6 +11,9 @@ class ForecastsConfig(AppConfig):
         # Registers the Celery tasks in every process, so a task enqueued by name
         # (forecasts/sending/enqueue.py) is the registered one, eager mode included.
         from forecasts import tasks  # noqa: F401
+        from forecasts.reading_cache import connect_signals
         from forecasts.sending.worker import connect_worker_hooks
 
         connect_worker_hooks(current_app)
+        # A saved or deleted Forecast is rebuilt on the pages that show it.
+        connect_signals()

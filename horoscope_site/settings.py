@@ -286,11 +286,19 @@ SES_SEND_EVENT_WAIT_SECONDS = env.int("SES_SEND_EVENT_WAIT_SECONDS", default=30)
 REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {"BACKEND": "horoscope_site.redis_cache.SharedClientRedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+# Sessions are read from the cache and written through to the database (logout and account
+# deletion remove both). Only with Redis: a cache in each process's memory would keep serving a
+# session another process ended.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
+# How long sign pages and the dashboard keep what every viewer shares (forecasts/reading_cache.py):
+# an edit is shown at once; this only bounds a change the cache was not told of. Without Redis
+# each process has its own cache, which misses what other processes (a worker) write.
+PAGE_CACHE_SECONDS = env.int("PAGE_CACHE_SECONDS", default=900 if REDIS_URL else 60)
 
 # The daily send (forecasts/sending/: dispatch.py, send.py, upkeep.py).
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=100)  # deliveries per send task

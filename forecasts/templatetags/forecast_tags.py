@@ -1,43 +1,29 @@
-"""Template helpers for showing a Forecast: its text in a reader's zone and its sky facts."""
+"""Template helpers for showing a reading (a Forecast, or the SharedReading pages keep in the
+cache): its text in a reader's zone and its sky facts."""
 
 from datetime import time
 
 from django import template
 
 from accounts.scheduling import zone
-from forecasts.sending.emails.facts import sky_lines
+from forecasts.web.shared_reading import shared
 from forecasts.writing.slots import fill_slots
 
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def forecast_reading(context, forecast, time_zone: str = "UTC") -> dict:
-    """The reading as a reader in `time_zone` sees it: each time slot written in their zone
-    ("at 14:10 this afternoon"); notes in topic order, only the context's `topics` when set."""
-    local = zone(time_zone)
-
-    def local_text(text: str) -> str:
-        return fill_slots(text, local, forecast.date)
-
-    advice = forecast.advice if isinstance(forecast.advice, dict) else {}
-    return {
-        "headline": forecast.headline,
-        "story": local_text(forecast.overview),
-        "notes": [
-            {**section, "text": local_text(section["text"])}
-            for section in forecast.sections_in_order(context.get("topics") or None)
-        ],
-        "do": local_text(str(advice.get("do") or "")),
-        "dont": local_text(str(advice.get("dont") or "")),
-    }
+def forecast_text(context, forecast, time_zone: str = "UTC") -> str:
+    """The reading's text as a reader in `time_zone` sees it: each time slot written in their
+    zone ("at 14:10 this afternoon"); notes in topic order, only the context's `topics` when set."""
+    return shared(forecast).text_html(time_zone, context.get("topics") or None)
 
 
 @register.simple_tag
 def forecast_facts(forecast, time_zone: str = "UTC", since=None) -> list[str]:
     """ "In the sky": from `since` (a reader's delivery time; else the start of the day) to the
     end of the forecast's date in `time_zone` (forecasts.sending.emails.facts.sky_lines)."""
-    return sky_lines(forecast.facts, forecast.date, time_zone, since if isinstance(since, time) else time(0))
+    return shared(forecast).sky_lines(time_zone, since if isinstance(since, time) else time(0))
 
 
 @register.filter

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -19,9 +20,10 @@ from accounts.scheduling import known_time_zones
 from accounts.selectors import subscription_for_user
 from forecasts.earth_dates import DateState, date_state
 from forecasts.models import Forecast
-from forecasts.sky import noon_wheel
+from forecasts.reading_cache import KEY_PREFIX, MISSING, get_versioned, set_versioned
 from forecasts.sky.wheel_png import WheelUnavailable, noon_wheel_png
 from forecasts.web.readings import missing_text, other_dates_on_earth, readings_for_page, viewer_today
+from forecasts.web.shared_reading import reading_for_page, wheel_svg
 from forecasts.zodiac import SIGN_SLUGS, SIGNS, SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ def horoscopes_today(request: HttpRequest) -> HttpResponse:
         "other_dates": other_dates_on_earth(today, known, now) if day == today else [],
         "previous_day": day - timedelta(days=1),
         "next_day": _next_if_begun(day, now, today, known),
-        "wheel_svg": noon_wheel(day)[0],
+        "wheel_svg": wheel_svg(day),
     }
     return render(request, "forecasts/today.html", context)
 
@@ -106,22 +108,50 @@ def sign_page(request: HttpRequest, sign: str) -> HttpResponse:
         raise Http404("No such sign")
     now = timezone.now()
     today, known = viewer_today(request, now)
-    # Only dates before the viewer's today: none that has not begun for them.
-    archive = Forecast.objects.ready().filter(sign=sign, date__lt=today).only("date", "headline", "sign")
-    page = Paginator(archive.order_by("-date"), ARCHIVE_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "sign": info,
         "day": today,
-        "forecast": readings_for_page(today, [sign], now).get(sign),
-        "missing_text": missing_text(today, now),
+        "shared": _sign_page_shared(info, today, request.GET.get("page"), now),
         "other_dates": other_dates_on_earth(today, known, now),
-        "page": page,
-        "wheel_svg": noon_wheel(today)[0],
-        "signs": SIGNS,
         "subscribe_url": _subscribe_link(request, sign),
         "signed_in": request.user.is_authenticated,
     }
     return render(request, "forecasts/sign.html", context)
+
+
+def _sign_page_shared(info, today: date, page_number: str | None, now) -> dict[str, str]:
+    """The HTML of a sign page that every viewer with this date shares: its reading, and its
+    wheel and archive. Kept in the cache (forecasts/reading_cache.py) while the sign's rows are
+    unchanged, once the reading exists; the rest of the page is the viewer's own."""
+    key = f"{KEY_PREFIX}:sign-page:{info.slug}:{today.isoformat()}:{page_number or 1}"
+    cached, version = get_versioned(info.slug, key) if _is_short_number(page_number) else (MISSING, 0)
+    if cached is not MISSING:
+        return cached
+    forecast = reading_for_page(today, info.slug, now)
+    # Only the dates before the viewer's today: none that has not begun for them.
+    archive = Forecast.objects.ready().filter(sign=info.slug, date__lt=today).only("date", "headline", "sign")
+    page = Paginator(archive.order_by("-date"), ARCHIVE_PAGE_SIZE).get_page(page_number)
+    context = {
+        "sign": info,
+        "day": today,
+        "forecast": forecast,
+        "missing_text": missing_text(today, now),
+        "page": page,
+        "wheel_svg": wheel_svg(today),
+        "signs": SIGNS,
+    }
+    parts = {
+        "reading": render_to_string("forecasts/_sign_reading.html", context),
+        "archive": render_to_string("forecasts/_sign_archive.html", context),
+    }
+    # Kept only under the page's own number: ?page=9999 (shown as the last page) would fill the cache.
+    if forecast is not None and str(page.number) == (page_number or "1"):
+        set_versioned(key, version, parts)
+    return parts
+
+
+def _is_short_number(text: str | None) -> bool:
+    return text is None or (text.isdigit() and len(text) <= 4)
 
 
 def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
@@ -142,11 +172,11 @@ def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
         "time_zone": time_zone,
         "sign": info,
         "day": the_day,
-        "forecast": readings_for_page(the_day, [sign], now).get(sign),
+        "forecast": reading_for_page(the_day, sign, now),
         "missing_text": missing_text(the_day, now),
         "previous_day": the_day - timedelta(days=1),
         "next_day": _next_if_begun(the_day, now, today, known),
-        "wheel_svg": noon_wheel(the_day)[0],
+        "wheel_svg": wheel_svg(the_day),
     }
     return render(request, "forecasts/sign_day.html", context)
 

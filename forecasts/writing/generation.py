@@ -34,6 +34,7 @@ from django.utils.module_loading import import_string
 
 from forecasts.backoff import backoff_delay
 from forecasts.models import Forecast, Passage
+from forecasts.reading_cache import forecasts_changed
 from forecasts.sending.holders import this_holder
 from forecasts.topics import TOPICS
 from forecasts.writing.clients import secret
@@ -274,6 +275,7 @@ def forecast_claim(day: date, sign: str, *, force: bool = False) -> Forecast | N
         )
     if rows.update(status=Forecast.Status.GENERATING, claimed_at=now, claimed_by=holder) != 1:
         return None
+    forecasts_changed([sign])  # a ready row claimed again (regeneration) leaves the pages
     forecast.refresh_from_db()
     return forecast
 
@@ -333,7 +335,9 @@ def forecast_generate(forecast: Forecast, generator: ForecastGenerator | None = 
         )
         if saved:
             forecast.passages.set([by_key[key] for key in outcome.draft.passages_used if key in by_key])
-    if not saved:
+    if saved:
+        forecasts_changed([sign])  # QuerySet.update sends no signal: the pages are told here
+    else:
         logger.warning("Forecast %s %s was claimed by another worker meanwhile; result dropped", sign, day)
     forecast.refresh_from_db()
     return forecast

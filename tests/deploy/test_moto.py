@@ -252,7 +252,7 @@ def test_the_apps_settings_resolve_against_what_was_created(synthesized, deploye
         "certificate_required": True,
         "check_hostname": True,
     }
-    assert seen["cache"] == {"backend": "django.core.cache.backends.redis.RedisCache", **expected}
+    assert seen["cache"] == {"backend": "horoscope_site.redis_cache.SharedClientRedisCache", **expected}
     assert seen["send_rate_limiter"] == {"class": "RedisRateLimiter", **expected}
 
     # Behind the ALB: one proxy's X-Forwarded-For entry, https through X-Forwarded-Proto.

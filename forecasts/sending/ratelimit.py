@@ -65,14 +65,18 @@ class Booking:
     next_at: float  # the schedule's next free instant after this booking
 
 
-def schedule_book(next_at: float, now: float, spacing: float, count: int, max_wait: float | None = None) -> Booking:
+def schedule_book(
+    next_at: float, now: float, spacing: float, count: int, max_wait: float | None = None, catch_up: float = 0.0
+) -> Booking:
     """Book `count` consecutive slots of a schedule whose next free slot is at `next_at`.
 
-    The first slot is the next free one, or now if the schedule is idle (an idle schedule does
-    not save up slots for a burst). Nothing is booked if it is more than `max_wait` away.
-    This is the rule both limiters follow (the Redis script is its copy in Lua).
+    The first slot is the next free one; if that passed unused, the one `catch_up` seconds ago
+    at most (used a little late, as any slot may be), so a sender that comes a moment late does
+    not leave the slot unused; an idle schedule saves up no more for a burst. Nothing is booked
+    if the first slot is more than `max_wait` away. Both limiters follow this rule (the Redis
+    script is its copy in Lua).
     """
-    first = max(next_at, now)
+    first = max(next_at, now - catch_up)
     if max_wait is not None and first - now > max_wait:
         return Booking(0, first, next_at)
     return Booking(count, first, first + count * spacing)
@@ -80,8 +84,9 @@ def schedule_book(next_at: float, now: float, spacing: float, count: int, max_wa
 
 @dataclass(frozen=True)
 class Reservation:
-    """Slots booked for one sender: `taken` slots, the first `wait` seconds from now, then one
-    every `spacing` seconds. With none taken, `wait` is how far off the first free slot was."""
+    """Slots booked for one sender: `taken` slots, the first `wait` seconds after the limiter was
+    called (negative: that long before), then one every `spacing` seconds. With none taken,
+    `wait` is how far off the first free slot was."""
 
     taken: int
     wait: float
@@ -89,9 +94,8 @@ class Reservation:
 
 
 class SendRateLimiter(Protocol):
-    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None) -> Reservation:
-        """Book `count` consecutive slots at `rate` per second; none if the first is more than
-        `max_wait` seconds away."""
+    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None, catch_up: float = 0.0) -> Reservation:
+        """Book `count` consecutive slots at `rate` per second (see `schedule_book`)."""
         ...
 
 
@@ -103,10 +107,11 @@ local key = KEYS[1]
 local spacing = tonumber(ARGV[1])
 local count = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
+local catch_up = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local next_at = tonumber(redis.call('GET', key) or '0')
-local first = math.max(next_at, now)
+local first = math.max(next_at, now - catch_up)
 local wait = math.ceil(first - now)
 if max_wait >= 0 and wait > max_wait then
   return {0, wait}
@@ -136,10 +141,11 @@ class RedisRateLimiter:
             script = self._local.script = client.register_script(_REDIS_SCRIPT)
         return script
 
-    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None) -> Reservation:
+    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None, catch_up: float = 0.0) -> Reservation:
         spacing = slot_spacing(rate, self.margin)
         limit_us = -1 if max_wait is None else int(max_wait * 1_000_000)
-        taken, wait_us = self._script()(keys=[self.key], args=[repr(spacing * 1_000_000), max(1, count), limit_us])
+        args = [repr(spacing * 1_000_000), max(1, count), limit_us, int(catch_up * 1_000_000)]
+        taken, wait_us = self._script()(keys=[self.key], args=args)
         return Reservation(int(taken), int(wait_us) / 1_000_000, spacing)
 
 
@@ -155,9 +161,10 @@ class DatabaseRateLimiter:
         self.key = key
         self.margin = settings.SES_RATE_WINDOW_MARGIN if margin is None else margin
 
-    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None) -> Reservation:
+    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None, catch_up: float = 0.0) -> Reservation:
         from forecasts.models import SendRateWindow
 
+        called = time.monotonic()
         spacing = slot_spacing(rate, self.margin)
         with transaction.atomic():
             row = SendRateWindow.objects.select_for_update().filter(key=self.key).first()
@@ -168,12 +175,15 @@ class DatabaseRateLimiter:
                 except IntegrityError:  # another worker made it first
                     pass
                 row = SendRateWindow.objects.select_for_update().get(key=self.key)
-            now = time.time()
-            booking = schedule_book(float(row.stamps[0]) if row.stamps else 0.0, now, spacing, max(1, count), max_wait)
+            now, since_called = time.time(), time.monotonic() - called
+            # Waiting for the row's lock took time already: the first slot is that much closer.
+            max_wait = None if max_wait is None else max_wait - since_called
+            next_at = float(row.stamps[0]) if row.stamps else 0.0
+            booking = schedule_book(next_at, now, spacing, max(1, count), max_wait, catch_up)
             if booking.taken:
                 row.stamps = [booking.next_at]
                 row.save(update_fields=["stamps"])
-        return Reservation(booking.taken, booking.first_at - now, spacing)
+        return Reservation(booking.taken, booking.first_at - now + since_called, spacing)
 
 
 @lru_cache(maxsize=4)
@@ -189,15 +199,17 @@ def send_rate_limiter() -> SendRateLimiter:
 class SendSlots:
     """One sender's slots of the shared schedule: booked a few per round trip, each used at its instant.
 
-    `take` sleeps until the next slot's instant. A slot whose instant passed more than
-    `late_by_at_most` ago (a slow render, a pause) is dropped unused: sent now, it would land
-    among the next slots' sends. A round trip to the limiter per email would cost about as much
-    as building the email, so a fast sender books several consecutive slots at once; as many as
-    it can use in time, judged by its own work per email (the time from one `take` returning to
-    the next call): a sender slower than the slots' spacing falls a little further behind with
-    each one, and books only as many as stay within `late_by_at_most`. At low rates (a slot
-    every 10 ms or more) one slot is booked at a time, so one sender never holds what another
-    could use.
+    `take` sleeps until the next slot's instant. A slot used more than `late_by_at_most` after
+    its instant (a slow render, a pause, a wake-up the machine was too busy to give on time) is
+    dropped unused: sent then, it would land among the next slots' sends. A slot a moment in
+    the past that nobody took is booked as if on time (`catch_up`), so senders that come a
+    little late do not leave the schedule idle. A round trip to the limiter per email would
+    cost about as much as building the email, so a fast sender books several consecutive slots
+    at once; as many as it can use in time, judged by its own work per email (the time from one
+    `take` returning to the next call): a sender slower than the slots' spacing falls a little
+    further behind with each one, and books only as many as stay within `late_by_at_most`. At
+    low rates (a slot every 10 ms or more) one slot is booked at a time, so one sender never
+    holds what another could use.
     """
 
     def __init__(self, limiter, rate: float, clock=time.monotonic, sleep=time.sleep) -> None:
@@ -207,6 +219,7 @@ class SendSlots:
         self.sleep = sleep
         self.spacing = slot_spacing(rate, settings.SES_RATE_WINDOW_MARGIN)
         self.late_by_at_most = settings.SES_RATE_WINDOW_MARGIN * SLOT_FRESH_FRACTION
+        self.catch_up = self.late_by_at_most / 2  # the other half: the limiter's answer on its way back
         self.most_per_take = max(1, min(SLOTS_PER_TAKE, int(BLOCK_SPAN_S / self.spacing)))
         self.instants: deque[float] = deque()  # this sender's booked slots, on `clock`
         self.dropped = 0
@@ -221,27 +234,37 @@ class SendSlots:
             return self.most_per_take
         return max(1, min(self.most_per_take, 1 + int(self.late_by_at_most / falls_behind)))
 
+    def _book(self, deadline: float) -> bool:
+        asked_at = self.clock()
+        booked = self.limiter.acquire(
+            self.rate, count=self._per_take(), max_wait=max(0.0, deadline - asked_at), catch_up=self.catch_up
+        )
+        # From when it was asked: a late answer makes the slots look late (and dropped if too
+        # late), never early.
+        first = asked_at + booked.wait
+        self.instants.extend(first + i * booked.spacing for i in range(booked.taken))
+        return bool(booked.taken)
+
     def take(self, deadline: float) -> bool:
         """Wait for this sender's next slot; False if `deadline` (on `clock`) comes first."""
         now = self.clock()
         if self.returned_at is not None:
             work = now - self.returned_at
             self.work = work if self.work is None else 0.8 * self.work + 0.2 * work
-        while self.instants and self.instants[0] < now - self.late_by_at_most:
-            self.instants.popleft()
-            self.dropped += 1
-        if not self.instants:
-            booked = self.limiter.acquire(self.rate, count=self._per_take(), max_wait=max(0.0, deadline - now))
-            if not booked.taken:
+        while True:
+            while self.instants and self.instants[0] < self.clock() - self.late_by_at_most:
+                self.instants.popleft()
+                self.dropped += 1
+            if not self.instants and not self._book(deadline):
                 return False
-            first = self.clock() + booked.wait
-            self.instants.extend(first + i * booked.spacing for i in range(booked.taken))
-        instant = self.instants.popleft()
-        if instant > deadline:
-            self.instants.clear()
-            return False
-        wait = instant - self.clock()
-        if wait > 0:
-            self.sleep(wait)
-        self.returned_at = self.clock()
-        return True
+            instant = self.instants[0]
+            if instant > deadline:
+                self.instants.clear()
+                return False
+            wait = instant - self.clock()
+            if wait > 0:
+                self.sleep(wait)
+            if self.clock() - instant <= self.late_by_at_most:  # else woken too late: dropped above
+                self.instants.popleft()
+                self.returned_at = self.clock()
+                return True

@@ -18,7 +18,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 TABLE_VALUE_WIDTH = 240
 # dispatch last: its million rows leave PostgreSQL busy
-BENCHMARKS = ("sky", "prepare", "reading", "send", "portal", "dispatch")
+BENCHMARKS = ("sky", "prepare", "reading", "send", "rate", "portal", "dispatch")
 
 
 def machine_info() -> dict:

@@ -330,6 +330,7 @@ def _sink_main(options: dict) -> None:
     sink = ses_sink.SesSink(**options).start()
     counts = {"accepted": 0, "errors": 0, "bytes": 0}
     recipients: set[str] = set()
+    arrivals: list[tuple[float, str]] = []  # (arrival time, first recipient) of each accepted message
     span: dict[str, float | None] = {"first_at": None, "last_at": None}
     lock = threading.Lock()
 
@@ -344,6 +345,7 @@ def _sink_main(options: dict) -> None:
                 counts["accepted"] += 1
                 counts["bytes"] += len(message.raw)
                 recipients.update(message.to)
+                arrivals.append((message.at, message.to[0] if message.to else ""))
                 span["first_at"] = min(span["first_at"] or message.at, message.at)
                 span["last_at"] = max(span["last_at"] or message.at, message.at)
             counts["errors"] += sum(1 for call in calls if call.status != 200)
@@ -370,8 +372,12 @@ def _sink_main(options: dict) -> None:
             with lock:
                 counts.update(accepted=0, errors=0, bytes=0)
                 recipients.clear()
+                arrivals.clear()
                 span.update(first_at=None, last_at=None)
             answer(True)
+        elif command == "arrivals":
+            with lock:
+                answer(arrivals)
         elif command == "stop":
             break
     sink.stop()
@@ -414,6 +420,10 @@ class SinkProcess:
 
     def reset(self) -> None:
         self._ask("reset")
+
+    def arrivals(self) -> list[tuple[float, str]]:
+        """(arrival time, recipient) of every message accepted since the last reset, for rate checks."""
+        return [(at, to) for at, to in self._ask("arrivals")]
 
     def wait_for(self, count: int, timeout: float) -> dict:
         deadline = time.monotonic() + timeout

@@ -202,7 +202,8 @@ class SesEvent(models.Model):
 
 
 class SendRateWindow(models.Model):
-    """The send times of the last second for one rate limit, when no Redis is configured."""
+    """One send rate's schedule when no Redis is configured: `stamps` holds the instant its next
+    send slot may be used (Unix seconds; see forecasts/sending/ratelimit.py)."""
 
     key = models.CharField(max_length=100, unique=True)
     stamps = models.JSONField(default=list)

@@ -322,9 +322,9 @@ SEND_RATE_LIMITER = env.str(
     if REDIS_URL
     else "forecasts.sending.ratelimit.DatabaseRateLimiter",
 )
-# Extra time added to the limiter's 1-second window: covers the spread between taking a slot
-# and the request reaching SES, so SES never sees more than its maximum in any second.
-SES_RATE_WINDOW_MARGIN = env.float("SES_RATE_WINDOW_MARGIN", default=0.1)
+# Send slots are spaced (1 s + this) / rate apart: covers the spread between a slot's instant and
+# the request reaching SES, so SES never sees more than its maximum in any second.
+SES_RATE_WINDOW_MARGIN = env.float("SES_RATE_WINDOW_MARGIN", default=0.02)
 
 # Service adapters, picked by dotted path as Django picks EMAIL_BACKEND.
 OPENAI_API_KEY = SECRETS.get("OPENAI_API_KEY") or ""

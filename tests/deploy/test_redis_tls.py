@@ -33,7 +33,7 @@ print(json.dumps({
     "url": settings.REDIS_URL.replace(settings.REDIS_URL.split("@")[0], "rediss://:TOKEN"),
     "cached": cache.get("deploy-probe"),
     "limiter": type(limiter).__name__,
-    "taken": limiter.try_acquire(10, 1.0, 3)[0],
+    "taken": limiter.acquire(10, count=3).taken,
 }))
 """
 

@@ -11,7 +11,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import date
 from functools import reduce
@@ -27,10 +26,8 @@ from accounts.models import Subscription
 from forecasts.backoff import backoff_delay
 from forecasts.models import Delivery, Forecast
 from forecasts.sending.delivery_status import (
-    OUTCOME_FIELDS,
-    deliveries_claim,
+    deliveries_claim_for_sending,
     deliveries_record,
-    deliveries_unclaim,
     delivery_mark,
 )
 from forecasts.sending.emails.cache import FORECAST_KEY_FIELDS, send_parts_cache
@@ -162,34 +159,9 @@ class _Results:
         self.flushed_at = time.monotonic()
 
 
-# What sending reads and writes: loading only these keeps the claim cheap (timestamps are
-# the costliest columns to load, and a reader's row has many).
-SEND_FIELDS = (
-    *OUTCOME_FIELDS,
-    "subscription",
-    "local_date",
-    "attempts",
-    "subscription__user__email",
-    *(f"subscription__{name}" for name in ("sign", "time_zone", "delivery_time", "topics", "status")),
-)
-
-
 def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
     """queued -> sending for the ids no other worker has; returns those deliveries, with their readers."""
-    ids = deliveries_claim(delivery_ids, timezone.now())
-    if not ids:
-        return []
-    try:
-        # Ours now (sending): read without a lock, as the rows are after the claim.
-        return list(
-            Delivery.objects.select_related("subscription__user").only(*SEND_FIELDS).filter(id__in=ids).order_by("id")
-        )
-    except BaseException:
-        # None of them reached SES: back to the queue if the database still answers (if not,
-        # they end as "unknown", as after a killed worker).
-        with suppress(Exception):
-            deliveries_unclaim(ids)
-        raise
+    return deliveries_claim_for_sending(delivery_ids, timezone.now())
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,10 @@ class _Results:
         self.pending.append(delivery)
 
     def sent(self, delivery: Delivery, forecast: Forecast, message_id: str) -> None:
-        self._set(delivery, Delivery.Status.SENT, forecast=forecast, ses_message_id=message_id, sent_at=timezone.now())
+        # forecast_id, not forecast: the relation's descriptor checks the instance, per email.
+        self._set(
+            delivery, Delivery.Status.SENT, forecast_id=forecast.pk, ses_message_id=message_id, sent_at=timezone.now()
+        )
         self.report.sent += 1
 
     def failed(self, delivery: Delivery, reason: str) -> None:

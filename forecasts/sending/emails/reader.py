@@ -1,6 +1,7 @@
 """One reader's daily email, made from its forecast's shared parts by filling in their values."""
 
 import html
+import time
 from email.utils import formatdate
 from urllib.parse import quote, urlsplit
 
@@ -30,9 +31,29 @@ class DailyEmailRenderer:
         self._domain = urlsplit(settings.SITE_URL).hostname or "localhost"
         self._preferences_url = preferences_url()
         self._unsubscribe_links = UnsubscribeLinks()
+        # The last forecasts' parts by the instance and its updated_at: a batch's readers share a
+        # few forecast instances, and the cache's key reads the settings on each lookup.
+        self._parts: dict[int, tuple[Forecast, object, ForecastParts]] = {}
+        self._date: tuple[int, bool, str] = (-1, False, "")
 
     def parts(self, forecast: Forecast) -> ForecastParts:
-        return self.cache.get(forecast, self.subject_prefix)
+        if forecast.pk is None or "updated_at" in forecast.get_deferred_fields():
+            return self.cache.get(forecast, self.subject_prefix)
+        seen = self._parts.get(id(forecast))
+        if seen is not None and seen[0] is forecast and seen[1] == forecast.updated_at:
+            return seen[2]
+        parts = self.cache.get(forecast, self.subject_prefix)
+        if len(self._parts) > 64:
+            self._parts.clear()
+        self._parts[id(forecast)] = (forecast, forecast.updated_at, parts)
+        return parts
+
+    def _date_header(self) -> str:
+        """The Date header, as formatdate() writes it now: it changes once a second."""
+        second, localtime = int(time.time()), settings.EMAIL_USE_LOCALTIME
+        if self._date[:2] != (second, localtime):
+            self._date = (second, localtime, formatdate(second, localtime=localtime))
+        return self._date[2]
 
     def time_labels(self, parts: ForecastParts, time_zone: str) -> dict[str, str]:
         """The [[hz:time:N]] values for readers in `time_zone` (many readers share one zone)."""
@@ -47,15 +68,17 @@ class DailyEmailRenderer:
             }
         return labels
 
-    def _zone_values(self, parts: ForecastParts, time_zone: str) -> tuple[dict[str, str], dict[str, str]]:
-        """The time labels for `time_zone`, as text and escaped for the HTML, worked out once per zone."""
-        both = parts.zone_values.get(time_zone)
-        if both is None:
+    def _zone_values(self, parts: ForecastParts, time_zone: str) -> tuple[dict[str, str], dict[str, str], int]:
+        """The values shared by readers in `time_zone` (time labels, web link), as text and escaped
+        for the HTML, and the longest in bytes (escaped); worked out once per zone."""
+        found = parts.zone_values.get(time_zone)
+        if found is None:
             labels = self.time_labels(parts, time_zone)
             quoted = quote(time_zone, safe="/")
             text = {**labels, "time_zone": time_zone, "web_url": f"{parts.web_url}?tz={quoted}"}
-            both = parts.zone_values[time_zone] = (text, {key: html.escape(value) for key, value in text.items()})
-        return both
+            escaped = {key: html.escape(value) for key, value in text.items()}
+            found = parts.zone_values[time_zone] = (text, escaped, _longest_value(escaped))
+        return found
 
     def _templates(self, parts: ForecastParts, shown: frozenset[str]) -> tuple[Flat, Flat]:
         """The text and HTML with a reader's sections chosen, flattened once per set of sections."""
@@ -78,9 +101,10 @@ class DailyEmailRenderer:
             "delivery_time": subscription.delivery_time.strftime("%H:%M"),
             "unsubscribe_url": unsubscribe or self._preferences_url,
         }
-        zone_text, zone_html = self._zone_values(parts, subscription.time_zone)
+        zone_text, zone_html, zone_longest = self._zone_values(parts, subscription.time_zone)
+        reader_html = {key: html.escape(value) for key, value in reader.items()}
         values = {**zone_text, **reader}
-        html_values = {**zone_html, **{key: html.escape(value) for key, value in reader.items()}}
+        html_values = {**zone_html, **reader_html}
         shown = frozenset(
             (parts.topics.intersection(subscription.topics or ()))
             | sky_sections(parts, subscription.time_zone, subscription.delivery_time)
@@ -90,7 +114,7 @@ class DailyEmailRenderer:
         body_html = fill_flat(html_template, html_values)
 
         message_id = make_msgid(domain=self._domain)
-        date_header = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+        date_header = self._date_header()
         delivery_id = str(delivery.pk) if delivery is not None and delivery.pk else None
         headers = daily_headers(message_id, date_header, unsubscribe, delivery_id)
         kwargs = {
@@ -108,12 +132,10 @@ class DailyEmailRenderer:
                 "unsubscribe_url": unsubscribe,
                 "delivery": delivery_id,
             }
-            # Bodies whose lines provably fit RFC 5322's limit are not split to check each line.
-            longest = _longest_value(values) if text_template.most_per_line else 0
-            fits = max(
-                text_template.line_bound(longest),
-                html_template.line_bound(_longest_value(html_values) if html_template.most_per_line else 0),
-            )
+            # Bodies whose lines provably fit RFC 5322's limit are not split to check each line
+            # (escaping never shortens a value: the HTML's bound covers both).
+            longest = max(_longest_value(reader_html), zone_longest)
+            fits = max(text_template.line_bound(longest), html_template.line_bound(longest))
             raw = parts.mime.fill(email_address, header_values, text, body_html, bodies_fit=fits <= MAX_LINE_BYTES)
         message = PrebuiltEmail(**kwargs, raw=raw) if raw is not None else EmailMultiAlternatives(**kwargs)
         message.attach_alternative(body_html, "text/html")

@@ -18,7 +18,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from forecasts.models import Delivery
-from forecasts.sending.bulk import update_rows
+from forecasts.sending.bulk import update_rows, update_rows_statement
 from forecasts.sending.holders import this_holder
 
 # The fields a recorded outcome writes (deliveries_record).
@@ -62,16 +62,21 @@ READER_FIELDS = ("id", "user", "sign", "time_zone", "delivery_time", "topics", "
 USER_FIELDS = ("id", "email")
 
 
-def deliveries_claim_for_sending(delivery_ids: Sequence[int], now: datetime, *, read: bool = True) -> list[Delivery]:
+def deliveries_claim_for_sending(
+    delivery_ids: Sequence[int], now: datetime, *, read: bool = True, record: Sequence[Delivery] = ()
+) -> list[Delivery]:
     """queued -> sending for the ids no other worker has; returns the deliveries this call moved,
     by id, each with its subscription and user loaded (SEND_FIELDS, READER_FIELDS, USER_FIELDS).
 
     On PostgreSQL one statement claims and reads them (SKIP LOCKED passes over rows another
-    worker is claiming): one round trip, no ORM query to build. Elsewhere a short transaction,
+    worker is claiming): one round trip, no ORM query to build; the outcomes in `record` (the
+    previous chunk's, as deliveries_record writes them) go in the same statement, so one
+    commit instead of two. Elsewhere they are recorded first, then a short transaction claims,
     then a read. If the rows cannot be read, the claim is undone: none of them reached SES.
     """
     connection = connections[router.db_for_write(Delivery)]
     if connection.vendor != "postgresql":
+        deliveries_record(record)
         return _claim_then_read(delivery_ids, now, read)
     meta = Delivery._meta
     quote = connection.ops.quote_name
@@ -81,6 +86,14 @@ def deliveries_claim_for_sending(delivery_ids: Sequence[int], now: datetime, *, 
         for name in ("status", "sending_at", "updated_at", "attempts", "held_by")
     }
     params = [Delivery.Status.SENDING, now, now, this_holder(), list(delivery_ids), Delivery.Status.QUEUED]
+    recorded = ""
+    if record:
+        # Rows of another chunk (ids are never in two chunks of a batch): one statement may
+        # update them and claim these; each part sees the rows as they were before it.
+        sql, record_params = update_rows_statement(
+            connection, Delivery, record, OUTCOME_FIELDS, only_status=Delivery.Status.SENDING
+        )
+        recorded, params = f"recorded AS ({sql}), ", [*record_params, *params]
     # Only names from the models' own metadata go into the SQL; values are parameters.
     claim = (
         f"UPDATE {table} SET {column['status']} = %s, {column['sending_at']} = %s, "  # noqa: S608
@@ -90,11 +103,11 @@ def deliveries_claim_for_sending(delivery_ids: Sequence[int], now: datetime, *, 
     )
     if not read:
         with connection.cursor() as cursor:
-            cursor.execute(f"{claim} RETURNING {pk}", params)
+            cursor.execute(f"WITH {recorded}claimed AS ({claim} RETURNING {pk}) SELECT * FROM claimed", params)  # noqa: S608
             return [Delivery.from_db(connection.alias, ["id"], row) for row in cursor.fetchall()]
     loaders = _claim_loaders(connection.alias)
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH claimed AS ({claim} RETURNING *) {loaders.select}", params)
+        cursor.execute(f"WITH {recorded}claimed AS ({claim} RETURNING *) {loaders.select}", params)
         rows = cursor.fetchall()
     try:
         return loaders.deliveries(rows, connection)

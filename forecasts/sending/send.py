@@ -154,6 +154,11 @@ class _Results:
             self._set(delivery, Delivery.Status.QUEUED, reason, sending_at=None)
             self.report.requeued += 1
 
+    def recorded(self) -> None:
+        """The pending outcomes were written (with the next claim)."""
+        self.pending = []
+        self.flushed_at = time.monotonic()
+
     def flush(self, force: bool = False) -> None:
         due = len(self.pending) >= FLUSH_EVERY or time.monotonic() - self.flushed_at > FLUSH_SECONDS
         if self.pending and (force or due):
@@ -162,9 +167,12 @@ class _Results:
         self.flushed_at = time.monotonic()
 
 
-def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
-    """queued -> sending for the ids no other worker has; returns those deliveries, with their readers."""
-    return deliveries_claim_for_sending(delivery_ids, timezone.now())
+def _claim(delivery_ids: Sequence[int], results: _Results) -> list[Delivery]:
+    """queued -> sending for the ids no other worker has; returns those deliveries, with their
+    readers. The outcomes not yet written go in the same statement."""
+    claimed = deliveries_claim_for_sending(delivery_ids, timezone.now(), record=results.pending)
+    results.recorded()
+    return claimed
 
 
 @dataclass(frozen=True)
@@ -281,6 +289,7 @@ def deliveries_send(
     budget = time_budget if time_budget is not None else settings.CELERY_TASK_SOFT_TIME_LIMIT * 0.5
     deadline = time.monotonic() + budget
     sender = _Sender(connection)
+    results = _Results(report)
     retry: DeliveriesRetryLater | None = None
     continuation: list[int] = []
     try:
@@ -292,22 +301,23 @@ def deliveries_send(
             # The claim's lease: past it no email of the chunk is handed over (the rest goes back
             # to the queue), so recovery knows when a lost worker can no longer be sending them.
             chunk_deadline = min(deadline, time.monotonic() + settings.SEND_CLAIM_LEASE_SECONDS)
-            claimed = _claim(chunk)
+            # Writes the previous chunk's outcomes too: a chunk's stay in "sending" ends when
+            # the next one's begins, in one statement.
+            claimed = _claim(chunk, results)
             report.claimed += len(claimed)
             if not claimed:
                 continue
-            results = _Results(report)
-            try:
-                retry, paused = _send_claimed(claimed, results, sender, chunk_deadline)
-            finally:
-                # Also on a soft time limit: what was sent is recorded, the rest is back in the
-                # queue; only what a killed process leaves in "sending" is truly unknown.
-                results.flush(force=True)
+            retry, paused = _send_claimed(claimed, results, sender, chunk_deadline)
             if paused:
                 continuation = paused + pending
                 break
     finally:
-        sender.close()
+        try:
+            # Also on a soft time limit: what was sent is recorded, the rest is back in the
+            # queue; only what a killed process leaves in "sending" is truly unknown.
+            results.flush(force=True)
+        finally:
+            sender.close()
     report.not_claimed = unique - report.claimed
     if continuation and continue_in_new_task:
         deliveries_enqueue(continuation)

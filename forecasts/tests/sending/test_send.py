@@ -73,7 +73,7 @@ def test_the_claim_reads_each_delivery_with_its_reader_in_the_same_round_trip():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from forecasts.sending.delivery_status import deliveries_claim_for_sending
+    from forecasts.sending.delivery_status import deliveries_claim_for_sending, delivery_mark
 
     ids = [d.pk for d in dispatched(4, topics=["love", "money"])]
     Delivery.objects.filter(pk=ids[0]).update(status=Delivery.Status.SENT)  # not queued: not claimed
@@ -97,6 +97,20 @@ def test_the_claim_reads_each_delivery_with_its_reader_in_the_same_round_trip():
     with CaptureQueriesContext(connection) as queries:
         assert [reader.user.email for reader in (d.subscription for d in claimed)]
     assert len(queries) == 0  # no lazy loads
+
+    # The next claim writes these outcomes in the same statement (rows still "sending" only).
+    done, moved_on = claimed[0], claimed[1]
+    delivery_mark(done, Delivery.Status.SENT, "", held_by="", ses_message_id="ses-1", sent_at=NOON)
+    delivery_mark(moved_on, Delivery.Status.SENT, "", held_by="", ses_message_id="ses-2", sent_at=NOON)
+    Delivery.objects.filter(pk=moved_on.pk).update(status=Delivery.Status.DELIVERED)  # an SES event came first
+    (later,) = dispatched(1)
+    with CaptureQueriesContext(connection) as queries:
+        assert [d.pk for d in deliveries_claim_for_sending([later.pk], NOON, record=[done, moved_on])] == [later.pk]
+    assert len(queries) == 1
+    stored = {d.pk: d for d in Delivery.objects.filter(pk__in=[done.pk, moved_on.pk, later.pk])}
+    assert (stored[done.pk].status, stored[done.pk].ses_message_id, stored[done.pk].held_by) == ("sent", "ses-1", "")
+    assert (stored[moved_on.pk].status, stored[moved_on.pk].ses_message_id) == ("delivered", "")
+    assert stored[later.pk].status == Delivery.Status.SENDING
 
 
 @pytest.mark.django_db(transaction=True)

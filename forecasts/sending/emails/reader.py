@@ -37,7 +37,8 @@ class DailyEmailRenderer:
         self._date: tuple[int, bool, str] = (-1, False, "")
 
     def parts(self, forecast: Forecast) -> ForecastParts:
-        if forecast.pk is None or "updated_at" in forecast.get_deferred_fields():
+        # A deferred field is one missing from __dict__ (what get_deferred_fields() checks, for every field).
+        if forecast.pk is None or "updated_at" not in forecast.__dict__:
             return self.cache.get(forecast, self.subject_prefix)
         seen = self._parts.get(id(forecast))
         if seen is not None and seen[0] is forecast and seen[1] == forecast.updated_at:

@@ -56,6 +56,20 @@ def test_the_sends_links_are_the_same_urls_reversed_once(settings):
     assert set(Subscription.objects.values_list("status", flat=True)) == {Subscription.Status.UNSUBSCRIBED}
 
 
+def test_the_sends_tokens_are_signing_dumps_own_in_every_second(settings):
+    settings.SECRET_KEY = "another-secret-" + "x" * 40
+    links = UnsubscribeLinks()
+    for instant in (1_700_000_000, 1_700_000_000.9, 1_700_000_001, 2_000_000_000):
+        with time_machine.travel(instant, tick=False):
+            for pk in (1, 7, 1234, 2**31 + 5, 10**15):
+                reader = Subscription(pk=pk)
+                assert links.url(reader) == unsubscribe_url(reader), (instant, pk)
+    settings.SECRET_KEY = "rotated-" + "y" * 40  # a new batch signs with the new key
+    with time_machine.travel(1_700_000_000, tick=False):
+        assert UnsubscribeLinks().url(Subscription(pk=3)) == unsubscribe_url(Subscription(pk=3))
+        assert links.url(Subscription(pk=3)) != unsubscribe_url(Subscription(pk=3))
+
+
 def test_get_shows_a_confirmation_and_changes_nothing(subscription):
     before = Subscription.objects.get(pk=subscription.pk)
     response = Client().get(path_of(unsubscribe_url(subscription)))

@@ -16,30 +16,16 @@ def update_rows(model, rows: Sequence, fields: list[str], *, only_status: str | 
     if not rows:
         return
     connection = connections[router.db_for_write(model)]
-    quote = connection.ops.quote_name
-    table, pk = quote(model._meta.db_table), model._meta.pk
-    columns = [model._meta.get_field(name) for name in fields]
-    values = [[c.get_db_prep_value(getattr(row, c.attname), connection) for c in columns] for row in rows]
-    status = quote(model._meta.get_field("status").column) if only_status is not None else ""
-    # Only names and types from the model's own metadata go into the SQL; values are parameters.
     if connection.vendor == "postgresql":
-        names = [quote(f"v{i}") for i in range(len(columns))]
-        assignments = ", ".join(f"{quote(c.column)} = u.{n}" for c, n in zip(columns, names, strict=True))
-        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in [pk, *columns])
-        pk_type = pk.db_type(connection)
-        # "= ANY" lets the planner find the rows by primary key instead of hashing the whole table.
-        sql = (
-            f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS u(pk, {', '.join(names)}) "  # noqa: S608
-            f"WHERE {table}.{quote(pk.column)} = u.pk AND {table}.{quote(pk.column)} = ANY(%s::{pk_type}[])"
-        )
-        ids = [row.pk for row in rows]
-        params = [ids, *([row[i] for row in values] for i in range(len(columns))), ids]
-        if status:
-            sql += f" AND {table}.{status} = %s"
-            params.append(only_status)
+        sql, params = update_rows_statement(connection, model, rows, fields, only_status=only_status)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
         return
+    quote = connection.ops.quote_name
+    columns = [model._meta.get_field(name) for name in fields]
+    values = [[c.get_db_prep_value(getattr(row, c.attname), connection) for c in columns] for row in rows]
+    status = quote(model._meta.get_field("status").column) if only_status is not None else ""
+    table, pk = quote(model._meta.db_table), model._meta.pk
     sql = f"UPDATE {table} SET {', '.join(f'{quote(c.column)} = %s' for c in columns)} WHERE {quote(pk.column)} = %s"  # noqa: S608
     extra = []
     if status:
@@ -47,3 +33,29 @@ def update_rows(model, rows: Sequence, fields: list[str], *, only_status: str | 
         extra = [only_status]
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.executemany(sql, [[*value, row.pk, *extra] for value, row in zip(values, rows, strict=True)])
+
+
+def update_rows_statement(
+    connection, model, rows: Sequence, fields: list[str], *, only_status: str | None = None
+) -> tuple[str, list]:
+    """update_rows' one UPDATE on PostgreSQL, as SQL and parameters (to run on its own or in a WITH)."""
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), model._meta.pk
+    columns = [model._meta.get_field(name) for name in fields]
+    values = [[c.get_db_prep_value(getattr(row, c.attname), connection) for c in columns] for row in rows]
+    # Only names and types from the model's own metadata go into the SQL; values are parameters.
+    names = [quote(f"v{i}") for i in range(len(columns))]
+    assignments = ", ".join(f"{quote(c.column)} = u.{n}" for c, n in zip(columns, names, strict=True))
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in [pk, *columns])
+    pk_type = pk.db_type(connection)
+    # "= ANY" lets the planner find the rows by primary key instead of hashing the whole table.
+    sql = (
+        f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS u(pk, {', '.join(names)}) "  # noqa: S608
+        f"WHERE {table}.{quote(pk.column)} = u.pk AND {table}.{quote(pk.column)} = ANY(%s::{pk_type}[])"
+    )
+    ids = [row.pk for row in rows]
+    params = [ids, *([row[i] for row in values] for i in range(len(columns))), ids]
+    if only_status is not None:
+        sql += f" AND {table}.{quote(model._meta.get_field('status').column)} = %s"
+        params.append(only_status)
+    return sql, params

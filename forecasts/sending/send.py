@@ -11,7 +11,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import date
 from functools import reduce
@@ -27,10 +26,8 @@ from accounts.models import Subscription
 from forecasts.backoff import backoff_delay
 from forecasts.models import Delivery, Forecast
 from forecasts.sending.delivery_status import (
-    OUTCOME_FIELDS,
-    deliveries_claim,
+    deliveries_claim_for_sending,
     deliveries_record,
-    deliveries_unclaim,
     delivery_mark,
 )
 from forecasts.sending.emails.cache import FORECAST_KEY_FIELDS, send_parts_cache
@@ -134,7 +131,10 @@ class _Results:
         self.pending.append(delivery)
 
     def sent(self, delivery: Delivery, forecast: Forecast, message_id: str) -> None:
-        self._set(delivery, Delivery.Status.SENT, forecast=forecast, ses_message_id=message_id, sent_at=timezone.now())
+        # forecast_id, not forecast: the relation's descriptor checks the instance, per email.
+        self._set(
+            delivery, Delivery.Status.SENT, forecast_id=forecast.pk, ses_message_id=message_id, sent_at=timezone.now()
+        )
         self.report.sent += 1
 
     def failed(self, delivery: Delivery, reason: str) -> None:
@@ -154,6 +154,11 @@ class _Results:
             self._set(delivery, Delivery.Status.QUEUED, reason, sending_at=None)
             self.report.requeued += 1
 
+    def recorded(self) -> None:
+        """The pending outcomes were written (with the next claim)."""
+        self.pending = []
+        self.flushed_at = time.monotonic()
+
     def flush(self, force: bool = False) -> None:
         due = len(self.pending) >= FLUSH_EVERY or time.monotonic() - self.flushed_at > FLUSH_SECONDS
         if self.pending and (force or due):
@@ -162,34 +167,12 @@ class _Results:
         self.flushed_at = time.monotonic()
 
 
-# What sending reads and writes: loading only these keeps the claim cheap (timestamps are
-# the costliest columns to load, and a reader's row has many).
-SEND_FIELDS = (
-    *OUTCOME_FIELDS,
-    "subscription",
-    "local_date",
-    "attempts",
-    "subscription__user__email",
-    *(f"subscription__{name}" for name in ("sign", "time_zone", "delivery_time", "topics", "status")),
-)
-
-
-def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
-    """queued -> sending for the ids no other worker has; returns those deliveries, with their readers."""
-    ids = deliveries_claim(delivery_ids, timezone.now())
-    if not ids:
-        return []
-    try:
-        # Ours now (sending): read without a lock, as the rows are after the claim.
-        return list(
-            Delivery.objects.select_related("subscription__user").only(*SEND_FIELDS).filter(id__in=ids).order_by("id")
-        )
-    except BaseException:
-        # None of them reached SES: back to the queue if the database still answers (if not,
-        # they end as "unknown", as after a killed worker).
-        with suppress(Exception):
-            deliveries_unclaim(ids)
-        raise
+def _claim(delivery_ids: Sequence[int], results: _Results) -> list[Delivery]:
+    """queued -> sending for the ids no other worker has; returns those deliveries, with their
+    readers. The outcomes not yet written go in the same statement."""
+    claimed = deliveries_claim_for_sending(delivery_ids, timezone.now(), record=results.pending)
+    results.recorded()
+    return claimed
 
 
 @dataclass(frozen=True)
@@ -306,6 +289,7 @@ def deliveries_send(
     budget = time_budget if time_budget is not None else settings.CELERY_TASK_SOFT_TIME_LIMIT * 0.5
     deadline = time.monotonic() + budget
     sender = _Sender(connection)
+    results = _Results(report)
     retry: DeliveriesRetryLater | None = None
     continuation: list[int] = []
     try:
@@ -317,22 +301,23 @@ def deliveries_send(
             # The claim's lease: past it no email of the chunk is handed over (the rest goes back
             # to the queue), so recovery knows when a lost worker can no longer be sending them.
             chunk_deadline = min(deadline, time.monotonic() + settings.SEND_CLAIM_LEASE_SECONDS)
-            claimed = _claim(chunk)
+            # Writes the previous chunk's outcomes too: a chunk's stay in "sending" ends when
+            # the next one's begins, in one statement.
+            claimed = _claim(chunk, results)
             report.claimed += len(claimed)
             if not claimed:
                 continue
-            results = _Results(report)
-            try:
-                retry, paused = _send_claimed(claimed, results, sender, chunk_deadline)
-            finally:
-                # Also on a soft time limit: what was sent is recorded, the rest is back in the
-                # queue; only what a killed process leaves in "sending" is truly unknown.
-                results.flush(force=True)
+            retry, paused = _send_claimed(claimed, results, sender, chunk_deadline)
             if paused:
                 continuation = paused + pending
                 break
     finally:
-        sender.close()
+        try:
+            # Also on a soft time limit: what was sent is recorded, the rest is back in the
+            # queue; only what a killed process leaves in "sending" is truly unknown.
+            results.flush(force=True)
+        finally:
+            sender.close()
     report.not_claimed = unique - report.claimed
     if continuation and continue_in_new_task:
         deliveries_enqueue(continuation)

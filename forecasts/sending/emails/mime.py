@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.utils.functional import cached_property
 
-from forecasts.sending.emails.placeholders import TOKEN_RE, compile_template, fill_template, token
+from forecasts.sending.emails.placeholders import TOKEN_RE, Flat, compile_template, fill_flat, flatten, token
 
 # Where each reader's values go in a forecast's serialised email (see MimeTemplate).
 TEXT_SLOT = "\u2063hz:text-body\u2063"  # not ASCII, so the part is declared 8bit as a real body is
@@ -50,7 +50,7 @@ class MimeTemplate:
     are built by Django itself. The tests compare both ways byte for byte.
     """
 
-    head: tuple  # compiled pieces, up to the text part's body
+    head: Flat  # up to the text part's body
     middle: str  # between the text and the HTML bodies
     tail: str
     boundary: str
@@ -80,10 +80,24 @@ class MimeTemplate:
             return None
         if sorted(TOKEN_RE.findall(head)) != sorted(HEADER_SLOTS) or TOKEN_RE.search(middle + tail):
             return None
-        return cls(head=compile_template(head), middle=middle, tail=tail, boundary=mime.get_boundary())
+        # Each body ends a line of its own and the parts between them are short lines: a body's
+        # lines can then be bounded alone (fill's bodies_fit).
+        if not (middle.startswith("\r\n") and tail.startswith("\r\n")):
+            return None
+        if max(len(line.encode()) for line in (middle + tail).split("\r\n")) > MAX_LINE_BYTES:
+            return None
+        return cls(
+            head=flatten(compile_template(head), frozenset()), middle=middle, tail=tail, boundary=mime.get_boundary()
+        )
 
-    def fill(self, to: str, header_values: dict[str, str], text: str, html_body: str) -> bytes | None:
-        """One reader's email as Django would serialise it (CRLF line ends), or None to let Django do it."""
+    def fill(
+        self, to: str, header_values: dict[str, str], text: str, html_body: str, *, bodies_fit: bool = False
+    ) -> bytes | None:
+        """One reader's email as Django would serialise it (CRLF line ends), or None to let Django do it.
+
+        With `bodies_fit`, the caller vouches that no body line passes MAX_LINE_BYTES (a bound
+        worked out once per template): only the headers' lines are measured.
+        """
         values = {"to": to, **header_values}
         if not PLAIN_ADDRESS_RE.fullmatch(to) or len(to) > 254:
             return None
@@ -91,16 +105,12 @@ class MimeTemplate:
             return None
         if self.boundary in text or self.boundary in html_body or "\r" in text or "\r" in html_body:
             return None
+        head = fill_flat(self.head, values)
         raw = "".join(
-            (
-                fill_template(self.head, set(), values),
-                text.replace("\n", "\r\n"),
-                self.middle,
-                html_body.replace("\n", "\r\n"),
-                self.tail,
-            )
+            (head, text.replace("\n", "\r\n"), self.middle, html_body.replace("\n", "\r\n"), self.tail)
         ).encode("utf-8", "surrogateescape")
-        if max(map(len, raw.split(b"\r\n"))) > MAX_LINE_BYTES:
+        checked = head.encode("utf-8", "surrogateescape") if bodies_fit else raw
+        if max(map(len, checked.split(b"\r\n"))) > MAX_LINE_BYTES:
             return None
         return raw
 

@@ -62,18 +62,57 @@ def single_blank_lines(text: str) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Flat:
+    """A compiled template with one set of sections chosen: its text runs (joined) and
+    placeholders in turn, and what bounds its lines' length in UTF-8 bytes once filled: the
+    longest line's own text and the most placeholders on one line."""
+
+    pieces: tuple  # str or _Token
+    longest_line_text: int
+    most_per_line: int
+
+    def line_bound(self, longest_value: int) -> int:
+        """No filled line is longer than this, if no value is longer than `longest_value` bytes
+        (nor holds a line break)."""
+        return self.longest_line_text + self.most_per_line * longest_value
+
+
+def flatten(pieces: tuple, topics: set[str] | frozenset[str]) -> Flat:
+    """Choose the sections once for many readers: filling the result is one join."""
+    out: list = []
+
+    def walk(pieces: tuple) -> None:
+        for piece in pieces:
+            if type(piece) is _Section:
+                if piece.topic in topics:
+                    walk(piece.pieces)
+            elif type(piece) is str and out and type(out[-1]) is str:
+                out[-1] += piece
+            else:
+                out.append(piece)
+
+    walk(pieces)
+    longest = most = line_text = line_tokens = 0
+    for piece in out:
+        if type(piece) is _Token:
+            line_tokens += 1
+            most = max(most, line_tokens)
+            continue
+        *ended, last = piece.split("\n")
+        for line in ended:
+            longest = max(longest, line_text + len(line.encode()))
+            line_text, line_tokens = 0, 0
+        line_text += len(last.encode())
+    longest = max(longest, line_text)
+    return Flat(tuple(out), longest, most)
+
+
+def fill_flat(flat: Flat, values: dict[str, str]) -> str:
+    """A flattened template with the reader's values."""
+    return "".join([piece if type(piece) is str else values.get(piece.name, "") for piece in flat.pieces])
+
+
 def fill_template(pieces: tuple, topics: set[str], values: dict[str, str]) -> str:
     """A compiled template with the reader's values, and only the sections of their topics."""
-    out: list[str] = []
-
-    def fill(pieces: tuple) -> None:
-        for piece in pieces:
-            if type(piece) is str:
-                out.append(piece)
-            elif type(piece) is _Token:
-                out.append(values.get(piece.name, ""))
-            elif piece.topic in topics:
-                fill(piece.pieces)
-
-    fill(pieces)
-    return "".join(out)
+    return fill_flat(flatten(pieces, topics), values)

@@ -108,6 +108,10 @@ class ForecastParts:
     html_pieces: tuple = ()
     mime: "MimeTemplate | None" = None
     labels_by_zone: dict[str, dict[str, str]] = field(default_factory=dict)  # filled as readers come
+    # A zone's values (its labels, web link), as text and as escaped HTML, and the longest, by time zone.
+    zone_values: dict[str, tuple[dict[str, str], dict[str, str], int]] = field(default_factory=dict)
+    # The text and HTML flattened for one set of shown sections (topics and sky lines).
+    flat_by_sections: dict[frozenset[str], tuple] = field(default_factory=dict)
     sky_facts: list[dict] = field(default_factory=list)  # the facts of the sky_N sections, in order
     # Which sky_N sections a reader sees, by (zone, delivery time): many readers share both.
     sky_by_reader: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)

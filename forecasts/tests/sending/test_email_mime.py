@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from accounts.models import Subscription
 from forecasts.models import Delivery, Forecast
 from forecasts.sending.emails.mime import PrebuiltEmail
-from forecasts.sending.emails.placeholders import single_blank_lines
+from forecasts.sending.emails.placeholders import compile_template, fill_flat, flatten, single_blank_lines
 from forecasts.sending.emails.reader import DailyEmailRenderer
 from forecasts.tests.factories import ForecastFactory, add_readers
 
@@ -150,6 +150,27 @@ def test_any_address_gets_the_email_django_would_build(local, domain):
 @given(st.text(alphabet="\n a\r", max_size=40))
 def test_blank_lines_collapse_as_the_regular_expression_would(text):
     assert single_blank_lines(text) == re.sub(r"\n{3,}", "\n\n", text)
+
+
+TEMPLATE_BITS = st.sampled_from(
+    ["ab", "é ", "\n", "[[hz:a]]", "[[hz:b]]", "<!--hz:section:x-->", "<!--/hz:section:x-->", "<!--hz:section:y-->",
+     "<!--/hz:section:y-->"]
+)  # fmt: skip
+
+
+@given(
+    st.lists(TEMPLATE_BITS, max_size=40),
+    st.sets(st.sampled_from(["x", "y"])),
+    st.text(alphabet="aé€ ", max_size=30),
+    st.text(alphabet="b", max_size=30),
+)
+def test_a_flattened_template_bounds_its_filled_lines(bits, topics, a, b):
+    pieces = compile_template("".join(bits))
+    flat = flatten(pieces, frozenset(topics))
+    values = {"a": a, "b": b}
+    filled = fill_flat(flat, values)
+    longest = max(len(a.encode()), len(b.encode()))
+    assert max(len(line.encode()) for line in filled.split("\n")) <= flat.line_bound(longest)
 
 
 def test_long_html_lines_are_broken_between_words_never_inside_tags():

@@ -60,13 +60,57 @@ def test_a_claim_whose_rows_cannot_be_read_puts_them_back_in_the_queue(monkeypat
         raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as patched:
-        patched.setattr(Delivery.objects, "select_related", connection_lost)  # the read after the claim
+        patched.setattr(Delivery, "from_db", connection_lost)  # reading the claimed rows
         with pytest.raises(OperationalError):
             deliveries_send(ids)
     # Claimed, never sent: queued again (not "sending", which would end as unknown), and sent next time.
     assert set(Delivery.objects.values_list("status", "sending_at")) == {(Delivery.Status.QUEUED, None)}
     assert mail.outbox == []
     assert deliveries_send(ids).sent == 3
+
+
+def test_the_claim_reads_each_delivery_with_its_reader_in_the_same_round_trip():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from forecasts.sending.delivery_status import deliveries_claim_for_sending, delivery_mark
+
+    ids = [d.pk for d in dispatched(4, topics=["love", "money"])]
+    Delivery.objects.filter(pk=ids[0]).update(status=Delivery.Status.SENT)  # not queued: not claimed
+    with CaptureQueriesContext(connection) as queries:
+        claimed = deliveries_claim_for_sending(list(reversed(ids)), NOON)
+
+    assert len(queries) == 1
+    assert [d.pk for d in claimed] == ids[1:]
+    for delivery in claimed:
+        stored = Delivery.objects.select_related("subscription__user").get(pk=delivery.pk)
+        assert (delivery.status, delivery.held_by) == (Delivery.Status.SENDING, stored.held_by) != ("", "")
+        assert (delivery.attempts, delivery.sending_at, delivery.local_date) == (1, NOON, stored.local_date)
+        for name in ("ses_message_id", "error", "forecast_id", "sent_at", "updated_at", "subscription_id"):
+            assert getattr(delivery, name) == getattr(stored, name)
+        reader, stored_reader = delivery.subscription, stored.subscription
+        assert reader.topics == ["love", "money"]
+        for name in ("pk", "sign", "time_zone", "delivery_time", "status", "user_id"):
+            assert getattr(reader, name) == getattr(stored_reader, name)
+        assert reader.user.email == stored_reader.user.email
+        assert "due_at" in delivery.get_deferred_fields()  # only what sending reads
+    with CaptureQueriesContext(connection) as queries:
+        assert [reader.user.email for reader in (d.subscription for d in claimed)]
+    assert len(queries) == 0  # no lazy loads
+
+    # The next claim writes these outcomes in the same statement (rows still "sending" only).
+    done, moved_on = claimed[0], claimed[1]
+    delivery_mark(done, Delivery.Status.SENT, "", held_by="", ses_message_id="ses-1", sent_at=NOON)
+    delivery_mark(moved_on, Delivery.Status.SENT, "", held_by="", ses_message_id="ses-2", sent_at=NOON)
+    Delivery.objects.filter(pk=moved_on.pk).update(status=Delivery.Status.DELIVERED)  # an SES event came first
+    (later,) = dispatched(1)
+    with CaptureQueriesContext(connection) as queries:
+        assert [d.pk for d in deliveries_claim_for_sending([later.pk], NOON, record=[done, moved_on])] == [later.pk]
+    assert len(queries) == 1
+    stored = {d.pk: d for d in Delivery.objects.filter(pk__in=[done.pk, moved_on.pk, later.pk])}
+    assert (stored[done.pk].status, stored[done.pk].ses_message_id, stored[done.pk].held_by) == ("sent", "ses-1", "")
+    assert (stored[moved_on.pk].status, stored[moved_on.pk].ses_message_id) == ("delivered", "")
+    assert stored[later.pk].status == Delivery.Status.SENDING
 
 
 @pytest.mark.django_db(transaction=True)

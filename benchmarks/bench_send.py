@@ -463,8 +463,7 @@ def run() -> dict:
     figures = {
         "subscribers": n,
         "send_concurrency": settings.SEND_CONCURRENCY,
-        "product_worker_processes": concurrency,
-        "limit_equal_process_processes": concurrency,
+        "processes": main["processes"],
         "limit_equal_process_per_s": main["limit_equal_per_s"],
         "product_worker_per_s": main["worker_per_s"],
         "equal_process_ratio": main["equal_process_ratio"],

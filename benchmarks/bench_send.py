@@ -36,6 +36,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from benchmarks.send_pool import ReaderPool
 from benchmarks.support import rounded
 
 TARGET_EQUAL_PROCESS = 0.85  # the product's worker / the equal-process limit
@@ -181,83 +182,6 @@ def child_main(argv: list[str]) -> None:
 # --- the parent: one pool of readers per size, sent again and again ------------------------------
 
 
-class ReaderPool:
-    """`n` readers due now, who can be made due again exactly as they were before a dispatch.
-
-    Each run sends the same readers' emails: `rearm()` deletes the pool's deliveries, gives
-    its subscriptions back their due time (and no last date), and sets the deliveries' id
-    sequence back, so the next dispatch makes the same deliveries with the same ids. Dead rows
-    are vacuumed away, so no run inherits another's.
-    """
-
-    def __init__(self, n: int, now) -> None:
-        from django.db import connection
-
-        from benchmarks import support
-
-        self.n, self.prefix = n, f"pool{n}"
-        support.seed_subscribers(n, due=n, now=now, prefix=self.prefix)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "CREATE TABLE IF NOT EXISTS bench_send_pool "
-                "(pool text, subscription_id bigint, next_send_at timestamptz)"
-            )
-            cursor.execute(
-                """
-                INSERT INTO bench_send_pool
-                SELECT %s, s.id, s.next_send_at FROM accounts_subscription s JOIN accounts_user u ON u.id = s.user_id
-                WHERE u.email LIKE %s
-                """,
-                [self.prefix, self.prefix + "-%"],
-            )
-            cursor.execute("SELECT pg_get_serial_sequence('forecasts_delivery', 'id')")
-            self.sequence = cursor.fetchone()[0]
-            cursor.execute(f"SELECT last_value, is_called FROM {self.sequence}")  # noqa: S608 - from PostgreSQL
-            self.sequence_state = cursor.fetchone()
-
-    def rearm(self) -> None:
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """DELETE FROM forecasts_delivery d USING bench_send_pool p
-                   WHERE p.pool = %s AND d.subscription_id = p.subscription_id""",
-                [self.prefix],
-            )
-            cursor.execute(
-                """UPDATE accounts_subscription s SET next_send_at = p.next_send_at, last_local_date = NULL
-                   FROM bench_send_pool p WHERE p.pool = %s AND s.id = p.subscription_id""",
-                [self.prefix],
-            )
-            cursor.execute("SELECT setval(%s, %s, %s)", [self.sequence, *self.sequence_state])
-            cursor.execute("VACUUM ANALYZE forecasts_delivery")
-            cursor.execute("VACUUM ANALYZE accounts_subscription")
-
-    def write_payloads(self, path: Path) -> dict:
-        """Dispatch the pool once (no tasks), write the limit's requests for its deliveries, re-arm."""
-        from benchmarks import support
-        from benchmarks.send_limit import write_payloads
-        from forecasts.sending.dispatch import deliveries_dispatch_due
-
-        dispatched = deliveries_dispatch_due(support.utc_now(), enqueue=False, time_budget=600)
-        if len(dispatched.delivery_ids) != self.n:
-            raise RuntimeError(f"pool of {self.n}: {len(dispatched.delivery_ids)} deliveries dispatched")
-        payload = write_payloads(sorted(dispatched.delivery_ids), path)
-        self.rearm()
-        return payload
-
-    def sent_count(self) -> int:
-        return _sent_count(self.prefix)
-
-
-def _sent_count(prefix: str) -> int:
-    from forecasts.models import Delivery
-
-    return Delivery.objects.filter(
-        status=Delivery.Status.SENT, subscription__user__email__startswith=prefix + "-"
-    ).count()
-
-
 def _checked(result: dict, sink, n: int, payload: dict, what: str) -> dict:
     """The run's result with what the sink received; raises unless it is N emails to N readers,
     with the payload's bytes (exactly for the limit; for the product, all but the Message-IDs)."""
@@ -366,7 +290,7 @@ def _measure_size(n: int, sink, overrides: dict, concurrency: int) -> dict:
     """The four sides at one size, in turns, twice each, against the same readers' emails."""
     from benchmarks import support
 
-    pool = ReaderPool(n, support.utc_now())
+    pool = ReaderPool(n, support.utc_now(), f"pool{n}")
     payload_path = support.environment().root / f"limit-payload-{n}.bin"
     payload = pool.write_payloads(payload_path)
     runs: dict[str, list[dict]] = {"limit_equal": [], "worker": [], "limit_one": [], "one_process": []}
@@ -409,6 +333,32 @@ def _measure_size(n: int, sink, overrides: dict, concurrency: int) -> dict:
     return figures
 
 
+def _breakdown(sink, overrides: dict) -> dict:
+    """Where an email's time goes: a run in one process with a timer around each stage (one SES
+    call at a time, so the stages add up), right after a one-process limit over the same readers'
+    emails, so the two are measured under the same load."""
+    from benchmarks import support
+
+    pool = ReaderPool(BREAKDOWN_N, support.utc_now(), "breakdown")
+    path = support.environment().root / "limit-payload-breakdown.bin"
+    payload = pool.write_payloads(path)
+    limit = _limit_run(pool, 1, sink, overrides, path, payload)
+    path.unlink()
+    pool.rearm()
+    sink.reset()
+    support.settle()
+    result = support.run_child(
+        "benchmarks.bench_send",
+        ["child", str(_batch_size()), "breakdown"],
+        timeout=600,
+        env=support.child_env(**overrides, SEND_CONCURRENCY="1"),
+    )
+    result["sent"] = result["report"].get("sent", 0)
+    _checked(result, sink, pool.n, payload, "product (breakdown run)")
+    result["limit_ms_per_email"] = 1000 / limit["per_s"]
+    return result
+
+
 def _naive_readers(now) -> list:
     """NAIVE_SAMPLE readers, never due in this run (the naive loops send to them directly)."""
     from accounts.models import Subscription
@@ -448,15 +398,7 @@ def run() -> dict:
         sink.reset()
         per_reader = send_naive.checked(send_naive.send_mail_per_reader(readers, NAIVE_TIME_LIMIT_S), sink)
 
-        # Where an email's time goes, from a shorter run with a timer around each stage; one SES
-        # call at a time, so the stages add up instead of overlapping.
-        support.seed_subscribers(BREAKDOWN_N, due=BREAKDOWN_N, now=support.utc_now(), prefix="breakdown")
-        breakdown = support.run_child(
-            "benchmarks.bench_send",
-            ["child", str(_batch_size()), "breakdown"],
-            timeout=600,
-            env=support.child_env(**overrides, SEND_CONCURRENCY="1"),
-        )
+        breakdown = _breakdown(sink, overrides)
 
     support.drop_database("bench_send")
     main = by_size[n]
@@ -487,7 +429,7 @@ def run() -> dict:
     figures["breakdown_ms_per_email"] = {
         label: round(value, 3) for label, value in sorted(breakdown["ms_per_email"].items(), key=lambda kv: -kv[1])
     }
-    figures["breakdown_limit_ms_per_email"] = round(1000 / main["limit_one_per_s"], 3)
+    figures["breakdown_limit_ms_per_email"] = round(breakdown["limit_ms_per_email"], 3)
     for size, figures_at in by_size.items():
         figures[f"sender_peak_rss_mib_at_{size}"] = figures_at["sender_peak_rss_mib"]
     if 10_000 in by_size and FULL_N in by_size:

@@ -317,9 +317,9 @@ _MESSAGE_ID_RE = re.compile(rb"^Message-ID:[ \t]*([^\r\n]*)\r?$", re.MULTILINE |
 
 
 def message_id_bytes(raw: bytes) -> int:
-    """Length of an email's Message-ID value: the one part of the product's email that differs
-    from one rendering to the next (a process id and a random number, in decimal), so the
-    send benchmark compares the bytes of two sides without it."""
+    """Length of an email's Message-ID value: the one part of the product's email whose length
+    differs from one rendering to the next (a process id and a random number, in decimal), so
+    the send benchmark compares the bytes of two sides without it."""
     found = _MESSAGE_ID_RE.search(raw, 0, max(raw.find(b"\r\n\r\n"), 0))
     return len(found.group(1)) if found else 0
 

@@ -171,4 +171,5 @@ def checked(result: dict, sink) -> dict:
     stats = sink.stats()
     if not stats["accepted"] == stats["distinct_recipients"] == result["sent"] or stats["errors"]:
         raise RuntimeError(f"naive send: sent {result['sent']}, the sink says {stats}")
-    return {**result, "sink_bytes": stats["bytes"], "mean_bytes": rounded(stats["bytes"] / max(stats["accepted"], 1))}
+    mean_bytes = rounded(stats["bytes"] / max(stats["accepted"], 1))
+    return {**result, "sink_accepted": stats["accepted"], "sink_bytes": stats["bytes"], "mean_bytes": mean_bytes}

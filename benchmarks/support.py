@@ -11,6 +11,7 @@ Child processes (a send run measured for memory, Celery workers, gunicorn) get `
 
 import atexit
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -312,6 +313,17 @@ def utc_now() -> datetime:
 # --- the SES sink in its own process ----------------------------------------------------------------
 
 
+_MESSAGE_ID_RE = re.compile(rb"^Message-ID:[ \t]*([^\r\n]*)\r?$", re.MULTILINE | re.IGNORECASE)
+
+
+def message_id_bytes(raw: bytes) -> int:
+    """Length of an email's Message-ID value: the one part of the product's email whose length
+    differs from one rendering to the next (a process id and a random number, in decimal), so
+    the send benchmark compares the bytes of two sides without it."""
+    found = _MESSAGE_ID_RE.search(raw, 0, max(raw.find(b"\r\n\r\n"), 0))
+    return len(found.group(1)) if found else 0
+
+
 def _sink_main(options: dict) -> None:
     """The sink's process: serve, count what it accepted, drop the message bodies as it goes.
 
@@ -328,7 +340,7 @@ def _sink_main(options: dict) -> None:
     # headers only (To, X-SES-CONFIGURATION-SET), so it parses the headers only.
     ses_sink.message_from_bytes = lambda raw, policy: BytesHeaderParser(policy=policy).parsebytes(raw)
     sink = ses_sink.SesSink(**options).start()
-    counts = {"accepted": 0, "errors": 0, "bytes": 0}
+    counts = {"accepted": 0, "errors": 0, "bytes": 0, "message_id_bytes": 0}
     recipients: set[str] = set()
     arrivals: list[tuple[float, str]] = []  # (arrival time, first recipient) of each accepted message
     span: dict[str, float | None] = {"first_at": None, "last_at": None}
@@ -344,6 +356,7 @@ def _sink_main(options: dict) -> None:
             for message in messages:
                 counts["accepted"] += 1
                 counts["bytes"] += len(message.raw)
+                counts["message_id_bytes"] += message_id_bytes(message.raw)
                 recipients.update(message.to)
                 arrivals.append((message.at, message.to[0] if message.to else ""))
                 span["first_at"] = min(span["first_at"] or message.at, message.at)
@@ -370,7 +383,7 @@ def _sink_main(options: dict) -> None:
                 answer({**counts, "distinct_recipients": len(recipients), **span})
         elif command == "reset":
             with lock:
-                counts.update(accepted=0, errors=0, bytes=0)
+                counts.update(accepted=0, errors=0, bytes=0, message_id_bytes=0)
                 recipients.clear()
                 arrivals.clear()
                 span.update(first_at=None, last_at=None)
@@ -387,7 +400,8 @@ class SinkProcess:
     """devtools.ses_sink.SesSink in a process of its own, so it does not share the clients' CPU time.
 
     Message bodies are counted and dropped as they arrive; `stats()` says how many were
-    accepted, how many distinct recipients, and when the first and last arrived.
+    accepted, how many distinct recipients, their bytes (and their Message-IDs' bytes), and
+    when the first and last arrived.
     """
 
     def __init__(self, **options) -> None:

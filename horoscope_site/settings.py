@@ -116,6 +116,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "horoscope_site.context_processors.site",
             ],
+            "libraries": {"fixed_urls": "horoscope_site.fixed_urls"},
         },
     },
 ]

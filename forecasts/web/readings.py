@@ -56,6 +56,11 @@ def viewer_today(request: HttpRequest, now: datetime | None = None) -> tuple[dat
     return local_date_of(now or timezone.now(), zone_name), known
 
 
+def text_zone(zone_name: str, known: bool) -> str:
+    """The zone a page writes a reading's times in: the viewer's when known, else UTC (named)."""
+    return zone_name if known else "UTC"
+
+
 def other_dates_on_earth(today: date, known: bool, now: datetime | None = None) -> list[date]:
     """The other dates that are today somewhere: for a viewer whose zone we know, only those
     that have begun for them (the one before theirs, where it is still yesterday)."""

@@ -16,13 +16,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from accounts.scheduling import known_time_zones
+from accounts.scheduling import local_date_of
 from accounts.selectors import subscription_for_user
 from forecasts.earth_dates import DateState, date_state
 from forecasts.models import Forecast
 from forecasts.reading_cache import KEY_PREFIX, MISSING, get_versioned, set_versioned
 from forecasts.sky.wheel_png import WheelUnavailable, noon_wheel_png
-from forecasts.web.readings import missing_text, other_dates_on_earth, readings_for_page, viewer_today
+from forecasts.web.readings import (
+    missing_text,
+    other_dates_on_earth,
+    readings_for_page,
+    text_zone,
+    viewer_today,
+    viewer_zone,
+)
 from forecasts.web.shared_reading import reading_for_page, wheel_svg
 from forecasts.zodiac import SIGN_SLUGS, SIGNS, SIGNS_BY_SLUG
 
@@ -107,11 +114,12 @@ def sign_page(request: HttpRequest, sign: str) -> HttpResponse:
     if info is None:
         raise Http404("No such sign")
     now = timezone.now()
-    today, known = viewer_today(request, now)
+    zone_name, known = viewer_zone(request)
+    today = local_date_of(now, zone_name)
     context = {
         "sign": info,
         "day": today,
-        "shared": _sign_page_shared(info, today, request.GET.get("page"), now),
+        "shared": _sign_page_shared(info, today, text_zone(zone_name, known), request.GET.get("page"), now),
         "other_dates": other_dates_on_earth(today, known, now),
         "subscribe_url": _subscribe_link(request, sign),
         "signed_in": request.user.is_authenticated,
@@ -119,11 +127,12 @@ def sign_page(request: HttpRequest, sign: str) -> HttpResponse:
     return render(request, "forecasts/sign.html", context)
 
 
-def _sign_page_shared(info, today: date, page_number: str | None, now) -> dict[str, str]:
-    """The HTML of a sign page that every viewer with this date shares: its reading, and its
-    wheel and archive. Kept in the cache (forecasts/reading_cache.py) while the sign's rows are
-    unchanged, once the reading exists; the rest of the page is the viewer's own."""
-    key = f"{KEY_PREFIX}:sign-page:{info.slug}:{today.isoformat()}:{page_number or 1}"
+def _sign_page_shared(info, today: date, time_zone: str, page_number: str | None, now) -> dict[str, str]:
+    """The HTML of a sign page that every viewer with this date and zone shares: its reading
+    (times in `time_zone`), and its wheel and archive. Kept in the cache
+    (forecasts/reading_cache.py) while the sign's rows are unchanged, once the reading exists;
+    the rest of the page is the viewer's own."""
+    key = f"{KEY_PREFIX}:sign-page:{info.slug}:{today.isoformat()}:{time_zone}:{page_number or 1}"
     cached, version = get_versioned(info.slug, key) if _is_short_number(page_number) else (MISSING, 0)
     if cached is not MISSING:
         return cached
@@ -134,6 +143,7 @@ def _sign_page_shared(info, today: date, page_number: str | None, now) -> dict[s
     context = {
         "sign": info,
         "day": today,
+        "time_zone": time_zone,
         "forecast": forecast,
         "missing_text": missing_text(today, now),
         "page": page,
@@ -164,10 +174,9 @@ def sign_day(request: HttpRequest, sign: str, day: str) -> HttpResponse:
         raise Http404("No such sign")
     the_day = _parse_day(day)
     now = timezone.now()
-    today, known = viewer_today(request, now)
-    time_zone = request.GET.get("tz", "UTC")
-    if time_zone not in known_time_zones():
-        time_zone = "UTC"
+    zone_name, known = viewer_zone(request)
+    today = local_date_of(now, zone_name)
+    time_zone = text_zone(zone_name, known)
     context = {
         "time_zone": time_zone,
         "sign": info,

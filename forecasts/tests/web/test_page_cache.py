@@ -89,6 +89,21 @@ def test_each_viewer_gets_their_own_zone_topics_and_call_to_subscribe_from_the_s
     assert "subscribe-cta" in Client().get("/signs/leo/").content.decode()
 
 
+@pytest.mark.django_db
+def test_a_sign_page_writes_times_in_the_viewers_zone_when_it_is_known(leo_today, afternoon):
+    visitor = Client().get("/signs/leo/").content.decode()
+    paris_reader = reader_client("Europe/Paris").get("/signs/leo/").content.decode()
+    asked_for_new_york = Client().get("/signs/leo/", {"tz": "America/New_York"}).content.decode()
+    visitor_again = Client().get("/signs/leo/").content.decode()  # nobody's zone leaks into the shared page
+
+    assert "The Moon enters Leo at 14:32 UTC, and the mood lifts." in visitor
+    assert "The Moon enters Leo at 15:32 this afternoon, and the mood lifts." in paris_reader
+    assert "The Moon enters Leo at 10:32 this morning, and the mood lifts." in asked_for_new_york
+    assert visitor_again == visitor
+    day_page = reader_client("Europe/Paris").get(reverse("forecasts:sign_day", args=["leo", DAY.isoformat()]))
+    assert "at 15:32 this afternoon" in day_page.content.decode()  # the web version of their email too
+
+
 def _admin_form(forecast: Forecast, **changes) -> dict:
     data = {"headline": forecast.headline, "overview": forecast.overview, "override_grounding": "on"}
     data.update({f"section_{topic}": text for topic, text in forecast.sections.items()})

@@ -348,7 +348,8 @@ def _sky_truth(facts: list[dict], sign: str) -> SkyTruth:
         truth.end = max(f["valid_until"] for f in states)
 
     def whole(fact: dict) -> bool:
-        return fact["valid_from"] <= truth.start and fact["valid_until"] >= truth.end
+        # A state that does not say when it holds (facts edited by hand) is not known to hold all day.
+        return (fact.get("valid_from") or "~") <= truth.start and (fact.get("valid_until") or "") >= truth.end
 
     for fact in facts:
         kind, bodies = fact.get("kind"), fact.get("bodies") or []

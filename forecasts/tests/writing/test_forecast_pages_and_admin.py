@@ -11,6 +11,7 @@ from django.template import Context, Template
 from django.urls import reverse
 
 from forecasts.models import Forecast
+from forecasts.tests.factories import sample_facts
 from forecasts.writing.generation import forecasts_prepare
 from forecasts.zodiac import SIGNS
 
@@ -129,6 +130,20 @@ def test_an_admin_edit_is_checked_against_the_sky_and_records_the_editor(day_wri
     )
     assert forced.status_code == 302
     assert Forecast.objects.get(pk=forecast.pk).grounded is False
+
+
+@pytest.mark.django_db
+def test_an_admin_edit_of_a_forecast_whose_states_do_not_say_when_they_hold_is_checked_not_a_500(admin_client):
+    # Facts edited by hand may lose a state's valid_from/valid_until: the sky check then does not
+    # count that state as holding all day, and the form still answers.
+    facts = [{k: v for k, v in f.items() if k not in ("valid_from", "valid_until")} for f in sample_facts(DAY)]
+    forecast = Forecast.objects.create(
+        date=DAY, sign="leo", status=Forecast.Status.APPROVED, headline="A day", overview="Rest.", facts=facts
+    )
+    url = reverse("admin:forecasts_forecast_change", args=[forecast.pk])
+    assert admin_client.get(url).status_code == 200
+    saved = admin_client.post(url, _admin_form(forecast, overview="The Moon enters Leo: the mood lifts."))
+    assert saved.status_code in (200, 302), saved.status_code
 
 
 @pytest.mark.django_db

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Subscription, User
 from accounts.tests.factories import PASSWORD, SubscriptionFactory, UserFactory
-from forecasts.models import Delivery, Forecast
+from forecasts.models import Delivery, Forecast, SesEvent
 from tests.support.cognito import switch_on_cognito
 
 pytestmark = pytest.mark.django_db
@@ -49,13 +49,32 @@ def person(client):
         edited_by=user,
         edited_at=timezone.now(),
     )
-    Delivery.objects.create(
+    delivered = Delivery.objects.create(
         subscription=subscription,
         local_date=date(2025, 5, 1),
         forecast=forecast,
         due_at=datetime(2025, 5, 1, 10, tzinfo=UTC),
         status="delivered",
         ses_message_id="ses-123",
+    )
+    # The email service's log of that email: its Send record, linked, and a Delivery event that
+    # named only the message id.
+    SesEvent.objects.create(
+        sns_message_id="outbox-ses-123",
+        sns_type="Outbox",
+        event_type="Send",
+        ses_message_id="ses-123",
+        recipients=[EMAIL],
+        delivery=delivered,
+        payload={"mail": {"messageId": "ses-123", "destination": [EMAIL]}},
+    )
+    SesEvent.objects.create(
+        sns_message_id="sns-delivery-1",
+        sns_type="Notification",
+        event_type="Delivery",
+        ses_message_id="ses-123",
+        recipients=[EMAIL],
+        payload={"mail": {"messageId": "ses-123", "destination": [EMAIL]}, "delivery": {"recipients": [EMAIL]}},
     )
     Delivery.objects.create(
         subscription=subscription,
@@ -139,6 +158,10 @@ def test_export_contains_everything_stored_about_the_person(client, person):
     ]
     assert deliveries[0]["ses_message_id"] == "ses-123" and deliveries[0]["forecast"]["headline"] == "Deep water"
     assert deliveries[1]["error"] == "mailbox full"
+    assert sorted((e["event_type"], e["ses_message_id"]) for e in data["email_events"]) == [
+        ("Delivery", "ses-123"),
+        ("Send", "ses-123"),
+    ]
     for field in Delivery._meta.concrete_fields:
         assert field.attname in deliveries[0] or field.name == "subscription"
 
@@ -165,7 +188,7 @@ def neighbour() -> User:
     EmailAddress.objects.create(user=user, email="neighbour.second@example.test", verified=True)
     subscription = SubscriptionFactory(user=user, sign="scorpio", birth_place="Neighbourtown")
     for day, status in ((date(2025, 5, 1), "delivered"), (date(2025, 5, 3), "failed")):
-        Delivery.objects.create(
+        delivery = Delivery.objects.create(
             subscription=subscription,
             local_date=day,
             forecast=Forecast.objects.filter(date=day, sign="scorpio").first(),
@@ -173,6 +196,14 @@ def neighbour() -> User:
             status=status,
             ses_message_id=f"ses-neighbour-{day.day}",
             error="neighbour's mailbox" if status == "failed" else "",
+        )
+        SesEvent.objects.create(
+            sns_message_id=f"outbox-{delivery.ses_message_id}",
+            event_type="Send",
+            ses_message_id=delivery.ses_message_id,
+            recipients=[user.email],
+            delivery=delivery,
+            payload={"mail": {"destination": [user.email]}},
         )
     SocialAccount.objects.create(user=user, provider="amazon_cognito", uid="cognito-sub-neighbour")
     UserSession.objects.create(user=user, session_key="neighbour0session0key", ip="198.51.100.7", user_agent="Neighb")
@@ -238,10 +269,12 @@ def test_deletion_leaves_nothing_about_the_person(client, person):
     assert not LogEntry.objects.filter(object_repr__icontains=EMAIL).exists()
     assert Forecast.objects.get().edited_by_id is None  # the forecast stays; who edited it is gone
 
-    # No text column anywhere still holds the address.
+    # No text or JSON column anywhere still holds the address (the email service's events did).
     for model in apps.get_models():
         text_fields = [
-            f.name for f in model._meta.concrete_fields if isinstance(f, (models.CharField, models.TextField))
+            f.name
+            for f in model._meta.concrete_fields
+            if isinstance(f, (models.CharField, models.TextField, models.JSONField))
         ]
         for name in text_fields:
             assert not model._default_manager.filter(**{f"{name}__icontains": "private.person"}).exists(), (model, name)

@@ -6,9 +6,9 @@ set) or in the database: each slot is an instant, the slots spaced evenly, `spac
 where `capacity` slots span the rate's second plus SES_RATE_WINDOW_MARGIN (`slot_spacing`). A
 sender books its slot, sleeps until that instant and sends; so the sends are spread evenly over
 the second instead of coming in bursts, and the margin absorbs the spread between a slot's
-instant and the request reaching SES: with the default 0.02 s, sends whose arrival at SES
-varies by less than 20 ms never put more than the rate in any second, while the workers keep
-98% of the rate. A slot used more than half the margin late is dropped unused, not sent into a
+instant and the request reaching SES: with the default 0.025 s, sends whose arrival at SES
+varies by less than 25 ms never put more than the rate in any second, while the workers keep
+97.6% of the rate. A slot used more than half the margin late is dropped unused, not sent into a
 crowded second (`SendSlots`), which also takes a few slots per round trip when sending fast.
 The implementation is picked by the SEND_RATE_LIMITER setting.
 """

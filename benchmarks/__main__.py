@@ -43,6 +43,32 @@ def machine_info() -> dict:
     }
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far by kind (/proc/stat's first line), in clock ticks; [] elsewhere."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return []
+    return [int(value) for value in stat.read_text().split("\n", 1)[0].split()[1:]]
+
+
+def cpu_shares(before: list[int], after: list[int]) -> dict:
+    """How the machine's CPU time went while a benchmark ran: busy, idle, and stolen by the host.
+
+    On a virtual machine the hypervisor can run other guests on our cores ("steal"): every
+    timing of the run is slower by that much, whatever the code does, so the table shows it.
+    """
+    if not before or not after:
+        return {}
+    spent = [b - a for a, b in zip(before, after, strict=False)]
+    # user, nice, system, idle, iowait, irq, softirq, steal (guest time is inside user already)
+    total = sum(spent[:8]) or 1
+    return {
+        "busy": round(sum(spent[0:3] + spent[5:7]) / total, 3),
+        "idle": round((spent[3] + spent[4]) / total, 3),
+        "steal": round(spent[7] / total, 3) if len(spent) > 7 else 0.0,
+    }
+
+
 def print_table(results: dict) -> None:
     print()
     print(f"{'benchmark':<10} {'figure':<44} value")
@@ -67,7 +93,7 @@ def main(selected: list[str]) -> int:
     failed = []
     for name in names:
         print(f"== {name}", flush=True)
-        began = time.perf_counter()
+        began, cpu_before = time.perf_counter(), cpu_times()
         try:
             module = importlib.import_module(f"benchmarks.bench_{name}")
             results[name] = module.run()
@@ -76,6 +102,7 @@ def main(selected: list[str]) -> int:
             failed.append(name)
             continue
         results[name]["wall_s"] = round(time.perf_counter() - began, 1)
+        results[name]["machine_cpu_share"] = cpu_shares(cpu_before, cpu_times())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(

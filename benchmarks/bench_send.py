@@ -5,7 +5,8 @@ own, rate enforcement off), and every side sends the same readers' emails. For e
 (BENCH_N readers, default 10,000; with BENCH_FULL=1 also 100,000) one pool of readers is seeded
 and dispatched once, the product's own code makes each delivery's SES request (the limit's
 payload, benchmarks/send_limit.py), and the pool is then put back as it was before the
-dispatch (the same delivery ids too), before every run. Then, in turns, twice each:
+dispatch (the same delivery ids too), before every run. Then, in turns, twice each (once at
+100,000: its four runs alone take about half an hour on two slow cores):
 - the equal-process limit: as many processes as the product's worker has (the Procfile's
   --concurrency), each a raw boto3 SESv2 `send_email` loop with one reused client over its
   share of those requests, started together at a barrier, timed to the last one finishing;
@@ -34,6 +35,7 @@ import re
 import sys
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from benchmarks.send_pool import ReaderPool
@@ -47,6 +49,8 @@ NAIVE_SAMPLE = 5000
 NAIVE_TIME_LIMIT_S = 45.0
 SEND_RATE_CEILING = 100_000.0
 FULL_N = 100_000
+TURNS = 2
+TURNS_AT_FULL_N = 1
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
 
 
@@ -278,6 +282,17 @@ def _worker_run(pool: ReaderPool, sink, env_overrides: dict, payload: dict, conc
     return _checked(result, sink, n, payload, "product (Celery worker)")
 
 
+def _with_cpu_shares(side_run) -> dict:
+    """One side's run, with how the machine's CPU time went meanwhile: a run the host stole much
+    of the CPU from (a virtual machine's "steal") is slower for reasons outside the code."""
+    from benchmarks.__main__ import cpu_shares, cpu_times
+
+    before = cpu_times()
+    result = side_run()
+    result["machine_cpu_share"] = cpu_shares(before, cpu_times())
+    return result
+
+
 def _best(runs: list[dict]) -> dict:
     return max(runs, key=lambda run: run["per_s"])
 
@@ -287,8 +302,8 @@ def _bytes(run: dict) -> dict:
 
 
 def _measure_size(n: int, sink, overrides: dict, concurrency: int, naive=None) -> dict:
-    """The four sides at one size, in turns, twice each, against the same readers' emails; with
-    `naive` (a run of the documented naive loop), that too in each turn."""
+    """The four sides at one size, in turns (TURNS, or TURNS_AT_FULL_N), against the same readers'
+    emails; with `naive` (a run of the documented naive loop), that too in each turn."""
     from benchmarks import support
 
     pool = ReaderPool(n, support.utc_now(), f"pool{n}")
@@ -297,17 +312,22 @@ def _measure_size(n: int, sink, overrides: dict, concurrency: int, naive=None) -
     runs: dict[str, list[dict]] = {"limit_equal": [], "worker": [], "limit_one": [], "one_process": []}
     # The limit and the product take turns, and each side's faster run counts: load from
     # elsewhere on a shared machine can then flatter neither side's ratio.
-    for round_number in (1, 2):
-        runs["limit_equal"].append(_limit_run(pool, concurrency, sink, overrides, payload_path, payload))
-        runs["worker"].append(_worker_run(pool, sink, overrides, payload, concurrency, f"w{n}r{round_number}"))
-        runs["limit_one"].append(_limit_run(pool, 1, sink, overrides, payload_path, payload))
-        runs["one_process"].append(_product_in_child(pool, sink, overrides, payload))
-        if naive is not None:
-            runs.setdefault("naive_honest", []).append(naive())
+    turns = TURNS_AT_FULL_N if n >= FULL_N else TURNS
+    for round_number in range(1, turns + 1):
+        sides = {
+            "limit_equal": partial(_limit_run, pool, concurrency, sink, overrides, payload_path, payload),
+            "worker": partial(_worker_run, pool, sink, overrides, payload, concurrency, f"w{n}r{round_number}"),
+            "limit_one": partial(_limit_run, pool, 1, sink, overrides, payload_path, payload),
+            "one_process": partial(_product_in_child, pool, sink, overrides, payload),
+            **({"naive_honest": naive} if naive is not None else {}),
+        }
+        for side, side_run in sides.items():
+            runs.setdefault(side, []).append(_with_cpu_shares(side_run))
     payload_path.unlink()
     best = {side: _best(side_runs) for side, side_runs in runs.items()}
     figures = {
         "readers": n,
+        "turns": turns,
         "equal_process_ratio": support.rounded(best["worker"]["per_s"] / best["limit_equal"]["per_s"], 3),
         "per_process_ratio": support.rounded(best["one_process"]["per_s"] / best["limit_one"]["per_s"], 3),
         # The old headline, kept to compare with earlier results: the worker's processes against one loop.
@@ -334,6 +354,7 @@ def _measure_size(n: int, sink, overrides: dict, concurrency: int, naive=None) -
     }
     for side, side_runs in runs.items():
         figures[f"{side}_runs_per_s"] = [support.rounded(run["per_s"]) for run in side_runs]
+        figures[f"{side}_runs_cpu_steal"] = [run["machine_cpu_share"].get("steal") for run in side_runs]
         figures[f"{side}_per_s"] = support.rounded(best[side]["per_s"])
     return figures
 

@@ -319,8 +319,10 @@ def user_export_data(user: User) -> dict[str, Any]:
         "user": user_data,
         "subscription": None if subscription is None else _row(subscription, exclude=["user"]),
         "deliveries": deliveries,
+        # What each event said of their email; not the raw SNS message, which also carries our AWS
+        # account's identifiers and AWS's signature.
         "email_events": [
-            _row(event)
+            _row(event, exclude=["payload", "topic_arn"])
             for event in sorted(
                 {event.pk: event for events in _ses_events_of(user) for event in events}.values(),
                 key=lambda event: (event.received_at, event.pk),

@@ -71,6 +71,7 @@ def person(client):
     SesEvent.objects.create(
         sns_message_id="sns-delivery-1",
         sns_type="Notification",
+        topic_arn="arn:aws:sns:eu-west-1:123456789012:ses-events",
         event_type="Delivery",
         ses_message_id="ses-123",
         recipients=[EMAIL],
@@ -158,10 +159,11 @@ def test_export_contains_everything_stored_about_the_person(client, person):
     ]
     assert deliveries[0]["ses_message_id"] == "ses-123" and deliveries[0]["forecast"]["headline"] == "Deep water"
     assert deliveries[1]["error"] == "mailbox full"
-    assert sorted((e["event_type"], e["ses_message_id"]) for e in data["email_events"]) == [
-        ("Delivery", "ses-123"),
-        ("Send", "ses-123"),
+    assert sorted((e["event_type"], e["ses_message_id"], e["recipients"]) for e in data["email_events"]) == [
+        ("Delivery", "ses-123", [EMAIL]),
+        ("Send", "ses-123", [EMAIL]),
     ]
+    assert "123456789012" not in response.content.decode()  # the raw SNS message is ours, not theirs
     for field in Delivery._meta.concrete_fields:
         assert field.attname in deliveries[0] or field.name == "subscription"
 

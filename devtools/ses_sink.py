@@ -17,6 +17,8 @@ Fault injection, for tests and benchmarks:
 - `reject(*addresses)`: those recipients get 400 MessageRejected;
 - `fail_next(n, status, code)`: the next n SendEmail calls get that error (e.g. 500 InternalFailure);
 - `latency`: seconds to wait before answering (the arrival time is recorded first);
+- `hold_up(fraction, seconds)`: that share of SendEmail calls (seeded RNG) is stamped `seconds`
+  after it came in, as if it had been that long on its way (a busy machine, a slow network);
   `most_in_progress` says how many SendEmail calls were being answered at once, at most.
 Every call is recorded in `calls` (arrival time, status, error code, recipients); every accepted
 message in `messages` (message id, arrival time, sender, recipients, raw bytes, parsed email).
@@ -127,9 +129,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(404, "NotFoundException", "No such resource.")
 
     def do_POST(self):
+        sink = self.server.sink
+        if self.path.split("?")[0] == SEND_PATH:
+            sink._held_up()
         arrived = time.time()
         body = self._read_body()
-        sink = self.server.sink
         if self.path.split("?")[0] != SEND_PATH:
             sink._record(SinkCall(arrived, f"POST {self.path}", 404, "NotFoundException"))
             self._error(404, "NotFoundException", "No such resource.")
@@ -186,6 +190,7 @@ class SesSink:
         self.throttle_code = throttle_code
         self.enforce_rate = enforce_rate
         self.latency = latency
+        self.held_up = (0.0, 0.0)  # (share of SendEmail calls, seconds): see hold_up
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._calls: list[SinkCall] = []
@@ -239,6 +244,11 @@ class SesSink:
                     raise ValueError(f"code must be one of {sorted(THROTTLE_ERRORS)}")
                 self.throttle_code = code
 
+    def hold_up(self, fraction: float, seconds: float) -> None:
+        """That share of SendEmail calls arrives `seconds` late (stamped and answered that much later)."""
+        with self._lock:
+            self.held_up = (fraction, seconds)
+
     def fail_next(self, count: int, status: int = 500, code: str = "InternalFailure", message: str = "") -> None:
         """The next `count` SendEmail calls fail with this error."""
         with self._lock:
@@ -283,6 +293,13 @@ class SesSink:
         return most_in_any_window(times, window)
 
     # --- the API -------------------------------------------------------------------------------
+    def _held_up(self) -> None:
+        with self._lock:
+            fraction, seconds = self.held_up
+            late = fraction > 0 and self._random.random() < fraction
+        if late:
+            time.sleep(seconds)
+
     def _begin(self) -> None:
         with self._lock:
             self._in_progress += 1

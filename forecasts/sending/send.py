@@ -33,7 +33,7 @@ from forecasts.sending.delivery_status import (
 from forecasts.sending.emails.cache import FORECAST_KEY_FIELDS, send_parts_cache
 from forecasts.sending.emails.reader import DailyEmailRenderer
 from forecasts.sending.enqueue import deliveries_enqueue
-from forecasts.sending.ratelimit import SendSlots, send_rate_limiter
+from forecasts.sending.ratelimit import SendSlots, Slot, send_rate_limiter
 from forecasts.sending.ses import (
     SendError,
     SendErrorKind,
@@ -212,6 +212,14 @@ class _InFlight:
     message: object
     future: Future | None = None  # None: interrupted while being handed over
     attempt: int = 0
+    slot: Slot | None = None  # the shared rate's slot it was sent in
+    answered_at: float | None = None  # time.monotonic() when SES's answer came
+
+    def send(self, connection) -> _Sent | SendError:
+        try:
+            return _send_now(connection, self.message)
+        finally:
+            self.answered_at = time.monotonic()  # as the answer comes, not when it is recorded
 
 
 def _answer(item: _InFlight) -> _Sent | SendError:
@@ -246,12 +254,12 @@ class _Sender:
                 self.concurrency = max(1, settings.SEND_CONCURRENCY)
             self._open = True
 
-    def submit(self, message) -> Future:
+    def submit(self, item: _InFlight) -> Future:
         """Send on a send thread; in this thread when sending one at a time."""
         if self.concurrency > 1:
-            return _send_pool(self.concurrency).submit(_send_now, self.connection, message)
+            return _send_pool(self.concurrency).submit(item.send, self.connection)
         future: Future = Future()
-        future.set_result(_send_now(self.connection, message))
+        future.set_result(item.send(self.connection))
         return future
 
     def close(self) -> None:
@@ -446,12 +454,13 @@ def _hand_over(waiting: deque, in_flight: deque, results: _Results, sender: _Sen
         waiting.popleft()
         results.failed(delivery, f"The email could not be rendered: {type(exc).__name__}: {exc}")
         return None
-    if sender.slots is not None and not sender.slots.take(deadline):
+    slot = None
+    if sender.slots is not None and (slot := sender.slots.take(deadline)) is None:
         return _Stop(PAUSED, continue_now=True)
     waiting.popleft()
-    item = _InFlight(delivery, forecast, message)
+    item = _InFlight(delivery, forecast, message, slot=slot)
     in_flight.append(item)  # handed over from here on: never put back in the queue
-    item.future = sender.submit(message)
+    item.future = sender.submit(item)
     return None
 
 
@@ -468,6 +477,8 @@ def _record(
     """Record one answer from SES; throttling is retried (with backoff, under the shared rate)
     while the batch goes on. Returns the batch's _Stop, if it has to stop now or had to already."""
     delivery = item.delivery
+    if item.slot is not None:
+        sender.slots.answered(item.slot, at=item.answered_at)
     if isinstance(outcome, _Sent):
         results.sent(delivery, item.forecast, outcome.message_id)
         return stop
@@ -482,11 +493,12 @@ def _record(
         pause = backoff_delay(item.attempt, THROTTLE_BACKOFF_BASE_S, cap=THROTTLE_BACKOFF_CAP_S)
         if time.monotonic() + pause <= deadline:
             time.sleep(pause)
-            if sender.slots is None or sender.slots.take(deadline):
+            slot = None
+            if sender.slots is None or (slot := sender.slots.take(deadline)) is not None:
                 item.attempt += 1
-                item.future = None
+                item.future, item.slot, item.answered_at = None, slot, None
                 in_flight.append(item)  # handed over again from here on
-                item.future = sender.submit(item.message)
+                item.future = sender.submit(item)
                 return None
         results.requeue([delivery], PAUSED)
         requeued_now.append(delivery)

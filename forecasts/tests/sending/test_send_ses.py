@@ -96,6 +96,17 @@ def test_throttling_is_retried_under_the_shared_rate_until_everything_is_sent(si
     assert sink.max_in_window(1.0, accepted_only=False) <= 20
 
 
+def test_requests_held_up_on_their_way_to_ses_never_crowd_a_second(sink, settings):
+    sink.max_send_rate = 20
+    sink.hold_up(0.15, 0.2)  # 15% of requests reach SES 200 ms late, eight times the margin
+    settings.SEND_CONCURRENCY = 8  # enough threads that a held-up request holds up no other
+    ids = dispatched(50)
+
+    assert deliveries_send(ids).sent == 50
+
+    assert sink.max_in_window(1.0) <= 20
+
+
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_a_server_error_puts_the_batch_back_in_the_queue_for_a_retry(sink, settings, concurrency):
     settings.SEND_CONCURRENCY = concurrency

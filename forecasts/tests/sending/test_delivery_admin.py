@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, date, datetime, time
+from importlib import import_module
 
 import pytest
 from django.urls import reverse
@@ -129,8 +130,30 @@ def test_the_daily_pipeline_is_scheduled_by_the_data_migration():
         ("20", {"days_ahead": 2}),
         ("8", {"days_ahead": 1}),
     ]
+    # Named for what they prepare (migration 0009): every date that is today somewhere, and ahead.
+    assert [p.name for p in prepare] == [
+        "Prepare forecasts for today everywhere up to the day after tomorrow (20:00 UTC)",
+        "Prepare forecasts for today everywhere and tomorrow (08:00 UTC)",
+    ]
+    assert all("today somewhere on Earth" in p.description for p in prepare)
     assert all(str(p.crontab.timezone) == "UTC" for p in prepare)
     assert PeriodicTasks.objects.get(ident=1).last_update is not None
+
+
+def test_renaming_the_prepare_tasks_leaves_a_name_an_operator_gave_alone():
+    from django.apps import apps
+
+    migration = import_module("forecasts.migrations.0009_prepare_task_names")
+    migration.rename_back(apps, None)  # the names before 0009
+    PeriodicTask.objects.filter(name="Prepare forecasts two UTC dates ahead (20:00 UTC)").update(name="Ours, at 20:00")
+
+    migration.rename(apps, None)
+
+    prepare = PeriodicTask.objects.filter(task="forecasts.tasks.forecasts_prepare_task")
+    assert set(prepare.values_list("name", flat=True)) == {
+        "Prepare forecasts for today everywhere and tomorrow (08:00 UTC)",
+        "Ours, at 20:00",
+    }
 
 
 def test_the_web_version_shows_every_topic_with_times_in_the_asked_zone(client):

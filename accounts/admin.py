@@ -67,6 +67,13 @@ class UserAdmin(DjangoUserAdmin):
         except Subscription.DoesNotExist:
             return "—"
 
+    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Staff made here log in without a reader's confirmation email first: the administrator
+        # vouches for their address, as the operator does for createsuperuser's.
+        if obj.is_staff and (not change or {"is_staff", "email"} & set(form.changed_data)):
+            staff_mfa.staff_address_confirm(obj)
+
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         services.user_delete(obj)
 

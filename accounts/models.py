@@ -61,6 +61,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.email
 
+    def clean(self) -> None:
+        super().clean()
+        # Addresses are kept in lower case, as create_user keeps them: allauth looks a login up
+        # by the lower-cased address, so one typed "Ann@Example.test" in the admin never logs in.
+        self.email = self.email.lower()
+
     def get_full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 

@@ -76,3 +76,25 @@ def test_next_send_at_is_read_only(admin_client):
     html = admin_client.get(f"/admin/accounts/subscription/{subscription.pk}/change/").content.decode()
     assert 'name="next_send_at"' not in html and 'name="status"' not in html
     assert 'name="time_zone"' in html
+
+
+def test_addresses_saved_with_capitals_are_lower_cased_unless_another_account_has_that_form():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from accounts.models import User
+
+    migration = import_module("accounts.migrations.0003_user_email_lower_case")
+    ann, bob, bob_twin = UserFactory(), UserFactory(email="bob@example.test"), UserFactory()
+    User.objects.filter(pk=ann.pk).update(email="Ann@Example.test")
+    User.objects.filter(pk=bob_twin.pk).update(email="Bob@Example.test")
+
+    migration.lower_case_addresses(apps, None)
+
+    emails = dict(User.objects.values_list("pk", "email"))
+    assert (emails[ann.pk], emails[bob.pk], emails[bob_twin.pk]) == (
+        "ann@example.test",
+        "bob@example.test",
+        "Bob@Example.test",  # left for a person to decide
+    )

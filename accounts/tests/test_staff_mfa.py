@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.core import mail
 from django.core.management import CommandError, call_command
@@ -54,7 +55,11 @@ def activate_totp_with_link(client: Client, link: str) -> str:
         page = client.get("/accounts/2fa/totp/activate/")
     assert page.status_code == 200
     secret = client.session["mfa.totp.secret"]
-    assert location(client.post("/accounts/2fa/totp/activate/", {"code": totp(secret)}))
+    # allauth shows the new recovery codes next, whatever `next` said; staff go on from there.
+    activated = client.post("/accounts/2fa/totp/activate/", {"code": totp(secret)})
+    assert location(activated) == "/accounts/2fa/recovery-codes/"
+    codes = client.get("/accounts/2fa/recovery-codes/").content.decode()
+    assert 'href="/staff/"' in codes and "Continue to the admin" in codes
     return secret
 
 
@@ -99,6 +104,21 @@ def test_a_staff_password_alone_cannot_add_an_authenticator(client, settings, re
         response = method("/accounts/2fa/totp/activate/", {"code": "123456"} if method is client.post else None)
         assert location(response) == "/staff/"
     assert not Authenticator.objects.exists()
+
+
+@pytest.mark.django_db
+def test_readers_are_not_offered_the_admin_with_their_recovery_codes(client):
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    reader = UserFactory(email="reader@example.test")
+    TOTP.activate(reader, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    RecoveryCodes.activate(reader)
+    assert log_in(client, reader.email) == "/accounts/2fa/authenticate/"
+    assert location(client.post("/accounts/2fa/authenticate/", {"code": totp("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")}))
+    assert location(client.post("/accounts/reauthenticate/", {"password": PASSWORD}))  # allauth asks again
+    page = client.get("/accounts/2fa/recovery-codes/")
+    assert page.status_code == 200 and "Continue to the admin" not in page.content.decode()
 
 
 @pytest.mark.django_db
@@ -210,6 +230,52 @@ def test_an_admin_emails_the_link_to_the_staff_members_own_address(client):
     assert message.to == ["newcomer@example.test"]
     [link] = LINK.findall(message.body)
     assert staff_mfa.setup_token_check(link.rstrip("/").rsplit("/", 1)[1]).user == newcomer
+
+
+# The user form's subscription inline, left empty.
+NO_SUBSCRIPTION_FORMS = {"subscription-TOTAL_FORMS": "0", "subscription-INITIAL_FORMS": "0"}
+
+
+@pytest.mark.django_db
+def test_staff_added_in_the_admin_log_in_without_a_readers_confirmation_email(client):
+    admin_user = staff("boss@example.test")
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    TOTP.activate(admin_user, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    assert log_in(client, admin_user.email) == "/accounts/2fa/authenticate/"
+    assert location(client.post("/accounts/2fa/authenticate/", {"code": totp("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")}))
+    added = client.post(
+        "/admin/accounts/user/add/",
+        {
+            "email": "Helper@Example.test",
+            "usable_password": "true",  # "Password-based authentication: enabled"
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            **NO_SUBSCRIPTION_FORMS,
+        },
+    )
+    helper = User.objects.get(email="helper@example.test")  # as every address is kept: lower case
+    assert path_of(location(added)) == f"/admin/accounts/user/{helper.pk}/change/"
+    assert helper.has_usable_password() and helper.check_password(PASSWORD)
+    assert not helper.is_staff  # a reader so far: their address is theirs to confirm
+    assert not EmailAddress.objects.filter(user=helper, verified=True).exists()
+
+    changed = client.post(
+        f"/admin/accounts/user/{helper.pk}/change/",
+        {
+            "email": helper.email,
+            "first_name": "",
+            "last_name": "",
+            "is_active": "on",
+            "is_staff": "on",
+            **NO_SUBSCRIPTION_FORMS,
+        },
+    )
+    assert path_of(location(changed)) == "/admin/accounts/user/"
+
+    mail.outbox.clear()
+    assert log_in(Client(), "helper@example.test") == "/staff/"  # not "confirm your address" first
+    assert mail.outbox == []
 
 
 @pytest.mark.django_db

@@ -140,7 +140,10 @@ class Delivery(models.Model):
     )
     local_date = models.DateField()
     due_at = models.DateTimeField(help_text="When it was due (UTC).")
-    forecast = models.ForeignKey(Forecast, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
+    # Indexed only where set (delivery_forecast_idx): a queued row has none.
+    forecast = models.ForeignKey(
+        Forecast, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries", db_index=False
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -164,7 +167,13 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["status", "queued_at"], name="delivery_status_queued_idx"),
             models.Index(fields=["local_date", "status"], name="delivery_date_status_idx"),
-            models.Index(fields=["ses_message_id"], name="delivery_ses_message_idx"),
+            # Both only where set (SES's id comes with the send, the forecast too): a delivery is
+            # inserted queued and claimed without either, so neither index is written then. Every
+            # status change writes each index of the row again (status is indexed: no HOT update).
+            models.Index(
+                fields=["ses_message_id"], name="delivery_ses_message_idx", condition=~models.Q(ses_message_id="")
+            ),
+            models.Index(fields=["forecast"], name="delivery_forecast_idx", condition=models.Q(forecast__isnull=False)),
             # Only rows a worker holds right now (a few batches per worker): dispatch and the
             # claim never write it for other rows, and recovery reads it without a table scan.
             models.Index(

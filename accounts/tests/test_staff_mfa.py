@@ -59,7 +59,7 @@ def activate_totp_with_link(client: Client, link: str) -> str:
     activated = client.post("/accounts/2fa/totp/activate/", {"code": totp(secret)})
     assert location(activated) == "/accounts/2fa/recovery-codes/"
     codes = client.get("/accounts/2fa/recovery-codes/").content.decode()
-    assert 'href="/staff/"' in codes and "Continue to the admin" in codes
+    assert 'href="/admin/"' in codes and "Continue to the admin" in codes
     return secret
 
 

@@ -131,18 +131,22 @@ class SendRateLimiter(Protocol):
 
 # Run inside Redis, so reading and moving the schedule is one atomic step for every worker.
 # The clock is Redis's own (TIME), shared by all machines; times in microseconds. KEYS[1] holds
-# the next free slot's instant, KEYS[2] how many slots were booked so far (a slot's place).
-# schedule_book in Lua; the wait is rounded up, so no slot is used early.
-_BOOK_SCRIPT = """
+# the next free slot's instant, KEYS[2] how many slots were booked so far (a slot's place);
+# ARGV[1] is the spacing. Then schedule_book in Lua; the wait is rounded up, so no slot is used early.
+_SCHEDULE_STATE = """
 local key, booked_key = KEYS[1], KEYS[2]
 local spacing = tonumber(ARGV[1])
-local count = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
-local catch_up = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local next_at = tonumber(redis.call('GET', key) or '0')
 local booked = tonumber(redis.call('GET', booked_key) or '0')
+"""
+_BOOK_SCRIPT = (
+    _SCHEDULE_STATE
+    + """
+local count = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local catch_up = tonumber(ARGV[4])
 local first = math.max(next_at, now - catch_up)
 local wait = math.ceil(first - now)
 if max_wait >= 0 and wait > max_wait then
@@ -154,17 +158,14 @@ redis.call('SET', key, string.format('%.3f', after), 'PX', ttl)
 redis.call('SET', booked_key, booked + count, 'PX', ttl)
 return {count, wait, booked, string.format('%.3f', first)}
 """
+)
 
 # schedule_hold_back in Lua.
-_HOLD_BACK_SCRIPT = """
-local key, booked_key = KEYS[1], KEYS[2]
-local spacing = tonumber(ARGV[1])
+_HOLD_BACK_SCRIPT = (
+    _SCHEDULE_STATE
+    + """
 local index = tonumber(ARGV[2])
 local not_before = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local next_at = tonumber(redis.call('GET', key) or '0')
-local booked = tonumber(redis.call('GET', booked_key) or '0')
 local wanted = not_before - math.max(0, index - booked) * spacing
 if wanted > next_at then
   local ttl = math.max(0, math.ceil((wanted - now) / 1000)) + 60000
@@ -176,6 +177,7 @@ if index >= booked then
 end
 return 0
 """
+)
 
 
 class RedisRateLimiter:

@@ -145,6 +145,7 @@ def _time_stages() -> dict[str, float]:
     timed(forecasts.sending.emails.reader.DailyEmailRenderer, "message", "render_personalise")
     timed(forecasts.sending.emails.cache, "render_forecast_parts", "render_forecast_once_per_process")
     timed(forecasts.sending.ratelimit.RedisRateLimiter, "acquire", "shared_rate_limiter")
+    timed(forecasts.sending.ratelimit.RedisRateLimiter, "hold_back", "shared_rate_limiter")
     timed(forecasts.sending.send, "_claim", "claim_queued_to_sending")
     timed(forecasts.sending.delivery_status, "update_rows", "record_results_and_dispatch_updates")
     timed(forecasts.sending.dispatch, "update_rows", "record_results_and_dispatch_updates")

@@ -6,11 +6,10 @@ chunk. What cannot be sent now goes back to the queue with its reason.
 """
 
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from datetime import date
 from functools import reduce
@@ -33,11 +32,11 @@ from forecasts.sending.delivery_status import (
 from forecasts.sending.emails.cache import FORECAST_KEY_FIELDS, send_parts_cache
 from forecasts.sending.emails.reader import DailyEmailRenderer
 from forecasts.sending.enqueue import deliveries_enqueue
-from forecasts.sending.ratelimit import SendSlots, Slot, send_rate_limiter
+from forecasts.sending.ratelimit import SendSlots, send_rate_limiter
+from forecasts.sending.send_threads import InFlight, Sent, answer_of, send_pool
 from forecasts.sending.ses import (
     SendError,
     SendErrorKind,
-    classify_send_error,
     is_ses_backend,
     max_send_rate,
     reuse_ses_client,
@@ -175,60 +174,6 @@ def _claim(delivery_ids: Sequence[int], results: _Results) -> list[Delivery]:
     return claimed
 
 
-@dataclass(frozen=True)
-class _Sent:
-    message_id: str
-
-
-def _send_now(connection, message) -> _Sent | SendError:
-    """One send call (on a send thread): the SES message id, or what went wrong."""
-    try:
-        count = connection.send_messages([message])
-    except Exception as exc:
-        return classify_send_error(exc)
-    if not count:
-        return SendError(SendErrorKind.PERMANENT, "The email backend accepted no recipient")
-    # django-ses stores the SES MessageId on the message it sent.
-    return _Sent(str(message.extra_headers.get("message_id", "")))
-
-
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def _send_pool(size: int) -> ThreadPoolExecutor:
-    """This process's send threads (a forked worker child makes its own)."""
-    key = (os.getpid(), size)
-    if key not in _pools:
-        _pools[key] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ses-send")
-    return _pools[key]
-
-
-@dataclass
-class _InFlight:
-    """An email handed to a send thread, and its answer to come."""
-
-    delivery: Delivery
-    forecast: Forecast
-    message: object
-    future: Future | None = None  # None: interrupted while being handed over
-    attempt: int = 0
-    slot: Slot | None = None  # the shared rate's slot it was sent in
-    answered_at: float | None = None  # time.monotonic() when SES's answer came
-
-    def send(self, connection) -> _Sent | SendError:
-        try:
-            return _send_now(connection, self.message)
-        finally:
-            self.answered_at = time.monotonic()  # as the answer comes, not when it is recorded
-
-
-def _answer(item: _InFlight) -> _Sent | SendError:
-    """SES's answer for an email handed over, waiting for it if need be."""
-    if item.future is None:
-        return SendError(SendErrorKind.UNKNOWN_OUTCOME, "Interrupted while handing the email to SES.")
-    return item.future.result()
-
-
 class _Sender:
     """One batch's sending kit: one open email connection, one renderer, the forecasts seen,
     and up to SEND_CONCURRENCY emails in flight at once."""
@@ -254,10 +199,10 @@ class _Sender:
                 self.concurrency = max(1, settings.SEND_CONCURRENCY)
             self._open = True
 
-    def submit(self, item: _InFlight) -> Future:
+    def submit(self, item: InFlight) -> Future:
         """Send on a send thread; in this thread when sending one at a time."""
         if self.concurrency > 1:
-            return _send_pool(self.concurrency).submit(item.send, self.connection)
+            return send_pool(self.concurrency).submit(item.send, self.connection)
         future: Future = Future()
         future.set_result(item.send(self.connection))
         return future
@@ -397,7 +342,7 @@ def _send_ready(
     recorded, and only emails never handed over go back to the queue: an email a thread may be
     sending is never put back, so it can never be sent twice.
     """
-    in_flight: deque[_InFlight] = deque()
+    in_flight: deque[InFlight] = deque()
     stop: _Stop | None = None
     requeued_now: list[Delivery] = []
     try:
@@ -409,7 +354,7 @@ def _send_ready(
                     continue
                 if not in_flight:
                     break
-                outcome = _answer(in_flight[0])
+                outcome = answer_of(in_flight[0])
                 answered = in_flight.popleft()
                 stop = _record(answered, outcome, in_flight, results, sender, deadline, stop, requeued_now)
             except Exception as exc:
@@ -428,7 +373,7 @@ def _send_ready(
         # Only after a time limit: wait for what the send threads hold, and record it.
         draining = stop or _Stop(PAUSED)
         while in_flight:
-            outcome = _answer(in_flight[0])
+            outcome = answer_of(in_flight[0])
             _record(in_flight.popleft(), outcome, in_flight, results, sender, deadline, draining, requeued_now)
         rest = [delivery for delivery, _ in waiting]
         if rest:
@@ -458,15 +403,15 @@ def _hand_over(waiting: deque, in_flight: deque, results: _Results, sender: _Sen
     if sender.slots is not None and (slot := sender.slots.take(deadline)) is None:
         return _Stop(PAUSED, continue_now=True)
     waiting.popleft()
-    item = _InFlight(delivery, forecast, message, slot=slot)
+    item = InFlight(delivery, forecast, message, slot=slot)
     in_flight.append(item)  # handed over from here on: never put back in the queue
     item.future = sender.submit(item)
     return None
 
 
 def _record(
-    item: _InFlight,
-    outcome: _Sent | SendError,
+    item: InFlight,
+    outcome: Sent | SendError,
     in_flight: deque,
     results: _Results,
     sender: _Sender,
@@ -479,7 +424,7 @@ def _record(
     delivery = item.delivery
     if item.slot is not None:
         sender.slots.answered(item.slot, at=item.answered_at)
-    if isinstance(outcome, _Sent):
+    if isinstance(outcome, Sent):
         results.sent(delivery, item.forecast, outcome.message_id)
         return stop
     if outcome.kind is SendErrorKind.PERMANENT:

@@ -321,7 +321,7 @@ class SendSlots:
         self.second = window - self.margin  # the span `capacity` sends may never fall within
         self.spacing = window / self.capacity
         self.late_by_at_most = self.margin * SLOT_FRESH_FRACTION
-        self.catch_up = self.late_by_at_most / 2  # the other half: the limiter's answer on its way back
+        self.catch_up = self.late_by_at_most / 2  # a slot that just passed: the other half is for the wake-up
         self.most_per_take = max(1, min(SLOTS_PER_TAKE, int(BLOCK_SPAN_S / self.spacing)))
         self.instants: deque[Slot] = deque()  # this sender's booked slots
         self.dropped = 0

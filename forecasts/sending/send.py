@@ -112,9 +112,30 @@ class SendReport:
     waiting_for_forecast: int = 0
     requeued: int = 0
     not_claimed: int = 0
+    # The shared SES rate (forecasts/sending/ratelimit.py): slots this batch left unused because
+    # it came too late for them, and sends answered later than the margin after their slot...
+    rate_slots_dropped: int = 0
+    rate_held_back: int = 0
+    # ...of which the slot a second on had been booked already: SES may have had one more than
+    # its rate in that second (a throttle is retried), a sign of requests held up over a second.
+    rate_held_back_too_late: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def count_rate_slots(self, slots: SendSlots | None) -> None:
+        if slots is None:
+            return
+        self.rate_slots_dropped = slots.dropped
+        self.rate_held_back = slots.held_back
+        self.rate_held_back_too_late = slots.held_back_too_late
+        if slots.held_back_too_late:
+            logger.warning(
+                "%s send(s) answered more than a second after their slot of the SES rate: the rate's "
+                "schedule was held back too late, so SES may have had more than %g emails in one second",
+                slots.held_back_too_late,
+                slots.rate,
+            )
 
 
 class _Results:
@@ -271,6 +292,7 @@ def deliveries_send(
             results.flush(force=True)
         finally:
             sender.close()
+            report.count_rate_slots(sender.slots)
     report.not_claimed = unique - report.claimed
     if continuation and continue_in_new_task:
         deliveries_enqueue(continuation)

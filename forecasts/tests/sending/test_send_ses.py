@@ -102,9 +102,30 @@ def test_requests_held_up_on_their_way_to_ses_never_crowd_a_second(sink, setting
     settings.SEND_CONCURRENCY = 8  # enough threads that a held-up request holds up no other
     ids = dispatched(50)
 
-    assert deliveries_send(ids).sent == 50
+    report = deliveries_send(ids)
 
+    assert report.sent == 50
     assert sink.max_in_window(1.0) <= 20
+    # The batch says how often a late answer held the schedule back, and that it was in time.
+    assert report.rate_held_back >= 1
+    assert report.rate_held_back_too_late == 0
+
+
+def test_an_answer_over_a_second_late_is_reported_and_logged(sink, settings, caplog):
+    # At 2 a second, the slot two places on from the first is taken about a second after it;
+    # every request reaching SES 1.5 s late, the first answer comes after that slot was booked.
+    sink.max_send_rate = 2
+    sink.hold_up(1.0, 1.5)
+    settings.SEND_CONCURRENCY = 4
+    ids = dispatched(4)
+
+    report = deliveries_send(ids)
+
+    assert report.sent == 4
+    assert report.rate_held_back_too_late >= 1
+    assert report.as_dict()["rate_held_back_too_late"] == report.rate_held_back_too_late  # in the task's result
+    warning = next(r for r in caplog.records if "answered more than a second after" in r.getMessage())
+    assert warning.levelname == "WARNING" and "more than 2 emails in one second" in warning.getMessage()
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])

@@ -114,7 +114,12 @@ class Subscription(models.Model):
         indexes = [
             # The dispatcher's query: active rows whose next_send_at has come.
             models.Index(fields=["next_send_at"], condition=models.Q(status="active"), name="subscription_due_idx"),
-            models.Index(fields=["status", "sign"], name="subscription_status_sign_idx"),
+            # The admin's filters by status and sign, for the readers who are not active: the
+            # dispatcher rewrites every active row each day (next_send_at is indexed, so no HOT
+            # update), and an index over active rows too cost it 12% of its time (docs/benchmarks.md).
+            models.Index(
+                fields=["status", "sign"], name="subscription_inactive_idx", condition=~models.Q(status="active")
+            ),
         ]
 
     def __str__(self) -> str:

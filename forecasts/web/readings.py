@@ -42,13 +42,22 @@ def viewer_zone(request: HttpRequest) -> tuple[str, bool]:
     asked = request.GET.get("tz", "")
     if asked in known_time_zones():
         return asked, True
-    if request.user.is_authenticated:
+    subscription = viewer_subscription(request)
+    if subscription is not None:
+        return subscription.time_zone, True
+    return WESTMOST_ZONE, False
+
+
+def viewer_subscription(request: HttpRequest):
+    """The signed-in viewer's subscription (None for a visitor or a user without one), read once a
+    request: a page asks for it more than once (its zone, its call to subscribe)."""
+    if not request.user.is_authenticated:
+        return None
+    if not hasattr(request, "_viewer_subscription"):
         from accounts.selectors import subscription_for_user
 
-        subscription = subscription_for_user(request.user)
-        if subscription is not None:
-            return subscription.time_zone, True
-    return WESTMOST_ZONE, False
+        request._viewer_subscription = subscription_for_user(request.user)
+    return request._viewer_subscription
 
 
 def viewer_today(request: HttpRequest, now: datetime | None = None) -> tuple[date, bool]:

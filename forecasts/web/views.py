@@ -17,7 +17,6 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from accounts.scheduling import local_date_of
-from accounts.selectors import subscription_for_user
 from forecasts.earth_dates import DateState, date_state
 from forecasts.models import Forecast
 from forecasts.reading_cache import KEY_PREFIX, MISSING, get_versioned, set_versioned
@@ -27,6 +26,7 @@ from forecasts.web.readings import (
     other_dates_on_earth,
     readings_for_page,
     text_zone,
+    viewer_subscription,
     viewer_today,
     viewer_zone,
 )
@@ -102,7 +102,7 @@ def _subscribe_link(request: HttpRequest, sign: str) -> str:
     the preferences for a reader of another sign, nowhere for a reader of this one."""
     if not request.user.is_authenticated:
         return reverse("account_signup") + "?" + urlencode({"sign": sign})
-    subscription = subscription_for_user(request.user)
+    subscription = viewer_subscription(request)
     if subscription is not None and subscription.sign == sign:
         return ""
     return reverse("portal:preferences")

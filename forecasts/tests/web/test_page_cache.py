@@ -199,3 +199,14 @@ def test_a_reading_claimed_to_be_written_again_leaves_the_pages_at_once(leo_toda
 
     page = client.get(url).content.decode()
     assert "Say it plainly" not in page and "being written right now" in page
+
+
+@pytest.mark.django_db
+def test_a_signed_in_readers_sign_page_reads_their_subscription_once(leo_today, afternoon):
+    paris = reader_client("Europe/Paris")
+    paris.get("/signs/leo/")
+    with CaptureQueriesContext(transaction.get_connection()) as queries:
+        page = paris.get("/signs/leo/").content.decode()
+    reads = [q["sql"] for q in queries.captured_queries if 'FROM "accounts_subscription"' in q["sql"]]
+    assert len(reads) == 1, reads  # its zone and its call to subscribe come from the one read
+    assert "at 15:32 this afternoon" in page and "subscribe-cta" not in page

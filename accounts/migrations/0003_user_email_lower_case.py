@@ -8,12 +8,12 @@ from django.db import migrations
 
 def lower_case_addresses(apps, schema_editor):
     User = apps.get_model("accounts", "User")
-    taken = set(User.objects.values_list("email", flat=True))
-    for user in User.objects.filter(email__regex=r"[A-Z]").only("pk", "email"):
+    # Only the few addresses with capitals are read, and each is checked on the unique index:
+    # reading every address into memory would not do at a million users.
+    for user in User.objects.filter(email__regex=r"[A-Z]").only("pk", "email").order_by("pk").iterator():
         lowered = user.email.lower()
-        if lowered not in taken:
+        if not User.objects.filter(email=lowered).exists():
             User.objects.filter(pk=user.pk).update(email=lowered)
-            taken.add(lowered)
 
 
 class Migration(migrations.Migration):

@@ -87,8 +87,11 @@ def test_addresses_saved_with_capitals_are_lower_cased_unless_another_account_ha
 
     migration = import_module("accounts.migrations.0003_user_email_lower_case")
     ann, bob, bob_twin = UserFactory(), UserFactory(email="bob@example.test"), UserFactory()
+    cy, cy_twin = UserFactory(), UserFactory()
     User.objects.filter(pk=ann.pk).update(email="Ann@Example.test")
     User.objects.filter(pk=bob_twin.pk).update(email="Bob@Example.test")
+    User.objects.filter(pk=cy.pk).update(email="Cy@Example.test")
+    User.objects.filter(pk=cy_twin.pk).update(email="CY@example.test")
 
     migration.lower_case_addresses(apps, None)
 
@@ -98,3 +101,5 @@ def test_addresses_saved_with_capitals_are_lower_cased_unless_another_account_ha
         "bob@example.test",
         "Bob@Example.test",  # left for a person to decide
     )
+    # Two spellings of one address, neither lower-case: the first is lowered, the other then waits.
+    assert (emails[cy.pk], emails[cy_twin.pk]) == ("cy@example.test", "CY@example.test")

@@ -31,7 +31,8 @@ def test_a_dropped_connection_mid_dispatch_is_recovered_by_the_next_run_without_
         reader.next_send_at = due - timedelta(seconds=len(readers) - position)
     Subscription.objects.bulk_update(readers, ["next_send_at"])
     first_chunk, rest = readers[:CHUNK], readers[CHUNK:]
-    faults.worker("dispatcher", concurrency=1, DISPATCH_CHUNK_SIZE=str(CHUNK))
+    # One connection, so the chunks are claimed in order and the second one is the one cut off.
+    faults.worker("dispatcher", concurrency=1, DISPATCH_CHUNK_SIZE=str(CHUNK), DISPATCH_CONNECTIONS="1")
 
     holder = raw_connection(autocommit=False)
     try:

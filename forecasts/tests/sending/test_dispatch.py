@@ -1,5 +1,6 @@
 """Dispatch: due subscriptions become exactly one Delivery per reader and local date."""
 
+import threading
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -165,6 +166,68 @@ def test_two_dispatchers_at_once_never_claim_a_subscription_twice(settings):
     claimed_ids = [i for result in results for i in result.delivery_ids]
     assert len(claimed_ids) == len(set(claimed_ids)) == 300
     assert not Subscription.objects.filter(next_send_at__lte=now).exists()
+
+
+def _threads_claiming(monkeypatch) -> list[str]:
+    """The names of the threads each chunk was claimed in, in order."""
+    from forecasts.sending import dispatch
+
+    names, claim = [], dispatch._dispatch_chunk
+
+    def noted(*args):
+        names.append(threading.current_thread().name)
+        return claim(*args)
+
+    monkeypatch.setattr(dispatch, "_dispatch_chunk", noted)
+    return names
+
+
+@pytest.mark.django_db(transaction=True)
+def test_more_than_a_chunk_due_is_claimed_on_two_connections_side_by_side_each_reader_once(settings, monkeypatch):
+    settings.DISPATCH_CHUNK_SIZE = 20
+    readers = add_readers(400, scheduled_from=at("2025-03-09T00:00Z"))
+    threads = _threads_claiming(monkeypatch)
+    now = at("2025-03-09T06:00Z")
+
+    result = deliveries_dispatch_due(now, enqueue=False, connections_at_once=2)
+
+    assert result.claimed == 400 and len(result.delivery_ids) == len(set(result.delivery_ids)) == 400
+    assert sorted(Delivery.objects.values_list("subscription_id", flat=True)) == sorted(r.pk for r in readers)
+    assert not Subscription.objects.filter(next_send_at__lte=now).exists()
+    # The first chunk alone, then both threads; each stops at a claim that finds nothing left.
+    assert threads[0] == "MainThread" and {"MainThread", "dispatch-helper-0"} <= set(threads[1:])
+    assert result.chunks == 20 and len(threads) == 22
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_helper_connections_error_reaches_the_caller(settings, monkeypatch):
+    from forecasts.sending import dispatch
+
+    settings.DISPATCH_CHUNK_SIZE = 10
+    add_readers(100, scheduled_from=at("2025-03-09T00:00Z"))
+    claim = dispatch._dispatch_chunk
+
+    def failing_in_the_helper(*args):
+        if threading.current_thread().name.startswith("dispatch-helper"):
+            raise RuntimeError("the helper's connection went")
+        return claim(*args)
+
+    monkeypatch.setattr(dispatch, "_dispatch_chunk", failing_in_the_helper)
+    with pytest.raises(RuntimeError, match="the helper's connection went"):
+        deliveries_dispatch_due(at("2025-03-09T06:00Z"), enqueue=False, connections_at_once=2)
+    # What was committed stays, one delivery per reader; the rest is claimed by the next run.
+    deliveries_dispatch_due(at("2025-03-09T06:01Z"), enqueue=False, connections_at_once=1)
+    assert Delivery.objects.count() == Delivery.objects.values("subscription").distinct().count() == 100
+
+
+def test_inside_a_callers_transaction_every_chunk_is_claimed_on_its_connection(settings, monkeypatch):
+    settings.DISPATCH_CHUNK_SIZE = 10  # a helper's connection would not see these uncommitted readers
+    add_readers(35, scheduled_from=at("2025-03-09T00:00Z"))
+    threads = _threads_claiming(monkeypatch)
+
+    result = deliveries_dispatch_due(at("2025-03-09T06:00Z"), enqueue=False, connections_at_once=2)
+
+    assert result.claimed == 35 and set(threads) == {"MainThread"}
 
 
 def test_dispatch_refuses_a_naive_time():

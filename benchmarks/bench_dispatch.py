@@ -46,17 +46,19 @@ def _cpu_s(pid: int, *, reaped_children: bool = False) -> float:
 
 
 def _postgres_cpu_s(postmaster: int) -> float:
-    """CPU seconds of every PostgreSQL process so far: the postmaster, its live children, and
-    the children it has reaped (a dispatch's helper connections end before the clock stops)."""
+    """CPU seconds of every PostgreSQL process so far: its live children (backends, background
+    writers, autovacuum), then the postmaster with the children it has reaped (a dispatch's helper
+    connections end before the clock stops). Read in that order, a child that ends meanwhile is
+    counted once reaped; the runs wait a moment first, so the helpers are reaped by then."""
     from benchmarks import support
 
-    total = _cpu_s(postmaster, reaped_children=True)
+    total = 0.0
     for pid in support.descendants(postmaster):
         try:
             total += _cpu_s(pid)
-        except (OSError, IndexError):  # ended since it was listed: reaped, and so counted above
+        except (OSError, IndexError):  # ended since it was listed: counted below once reaped
             continue
-    return total
+    return total + _cpu_s(postmaster, reaped_children=True)
 
 
 def _explain_chunk(now) -> list[dict]:

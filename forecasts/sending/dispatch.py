@@ -6,9 +6,9 @@ a unique (subscription, local_date) constraint, so two dispatchers, or one run t
 make two. Send tasks are enqueued only once the chunk has committed.
 """
 
+import logging
 import threading
 import time as clock
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import partial
@@ -22,6 +22,8 @@ from accounts.scheduling import local_send_instant, zone
 from forecasts.models import Delivery
 from forecasts.sending.bulk import update_rows
 from forecasts.sending.enqueue import deliveries_enqueue
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -263,46 +265,69 @@ def deliveries_dispatch_due(
     connection = connections[router.db_for_write(Subscription)]
     # Inside a caller's transaction (a test's, say) another connection would not see its rows.
     helpers = wanted - 1 if connection.vendor == "postgresql" and not connection.in_atomic_block else 0
-    work = partial(_dispatch_chunks, now, limit, enqueue, deadline)
-    helper_results = _in_helper_threads(helpers, work)
-    try:
+    stop = threading.Event()
+    work = partial(_dispatch_chunks, now, limit, enqueue, deadline, stop)
+    with _HelperThreads(helpers, work, stop) as helper_results:
         work(result)
-    finally:
-        for helper_result in helper_results():
-            result.add(helper_result)
+    for helper_result in helper_results:
+        result.add(helper_result)
     return result
 
 
-def _dispatch_chunks(now: datetime, limit: int, enqueue: bool, deadline: float, result: DispatchResult) -> None:
-    """Claim chunk after chunk until one comes back short (nothing more is due) or past `deadline`."""
-    while clock.monotonic() <= deadline and _dispatch_chunk(now, limit, enqueue, result) == limit:
+def _dispatch_chunks(
+    now: datetime, limit: int, enqueue: bool, deadline: float, stop: threading.Event, result: DispatchResult
+) -> None:
+    """Claim chunk after chunk until one comes back short (nothing more is due), past `deadline`,
+    or once `stop` is set."""
+    while not stop.is_set() and clock.monotonic() <= deadline and _dispatch_chunk(now, limit, enqueue, result) == limit:
         pass
 
 
-def _in_helper_threads(count: int, work) -> Callable[[], list[DispatchResult]]:
-    """Start `work(result)` in `count` threads, each with its own database connection (Django's
-    are per thread), closed when it ends. Returns what waits for them and gives their results,
-    raising the first error one of them met."""
-    results = [DispatchResult() for _ in range(count)]
-    errors: list[BaseException] = []
+class _HelperThreads:
+    """`work(result)` in `count` threads, each with its own database connection (Django's are per
+    thread), closed when it ends. Leaving the block waits for them: if the block failed, they are
+    told to stop after their chunk and its error is raised; else the first error a helper met.
+    The block's value is the helpers' results, filled in once it is left."""
 
-    def run(result: DispatchResult) -> None:
+    def __init__(self, count: int, work, stop: threading.Event) -> None:
+        self.results = [DispatchResult() for _ in range(count)]
+        self.errors: list[BaseException] = []
+        self.stop = stop
+        self.threads = [
+            threading.Thread(target=self._run, args=(work, result), name=f"dispatch-helper-{i}")
+            for i, result in enumerate(self.results)
+        ]
+
+    def _run(self, work, result: DispatchResult) -> None:
         try:
             work(result)
         except BaseException as exc:  # handed to the caller's thread
-            errors.append(exc)
+            self.errors.append(exc)
+            self.stop.set()  # the others finish their chunk and stop too
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=run, args=(r,), name=f"dispatch-helper-{i}") for i, r in enumerate(results)]
-    for thread in threads:
-        thread.start()
+    def __enter__(self) -> list[DispatchResult]:
+        try:
+            for thread in self.threads:
+                thread.start()
+        except BaseException:  # no thread to be had: those started stop after their chunk
+            self.stop.set()
+            self._join()
+            raise
+        return self.results
 
-    def finished() -> list[DispatchResult]:
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
-        return results
+    def __exit__(self, kind, error, traceback) -> None:
+        if error is not None:
+            self.stop.set()
+        self._join()
+        if error is not None:
+            for helper_error in self.errors:  # the block's own error is the one raised
+                logger.warning("a dispatch helper failed too: %s: %s", type(helper_error).__name__, helper_error)
+        elif self.errors:
+            raise self.errors[0]
 
-    return finished
+    def _join(self) -> None:
+        for thread in self.threads:
+            if thread.ident is not None:  # started
+                thread.join()

@@ -168,25 +168,33 @@ def test_two_dispatchers_at_once_never_claim_a_subscription_twice(settings):
     assert not Subscription.objects.filter(next_send_at__lte=now).exists()
 
 
-def _threads_claiming(monkeypatch) -> list[str]:
-    """The names of the threads each chunk was claimed in, in order."""
+def _claims_by_thread(monkeypatch, *, main_waits_for_a_helper: bool = False) -> list[tuple[str, int]]:
+    """(thread name, readers claimed) of each claim, in order. With `main_waits_for_a_helper`,
+    the run's own thread makes its second claim only once a helper has claimed readers, so the
+    test does not depend on how fast a helper thread gets going."""
     from forecasts.sending import dispatch
 
-    names, claim = [], dispatch._dispatch_chunk
+    claims, claim, helper_claimed = [], dispatch._dispatch_chunk, threading.Event()
 
     def noted(*args):
-        names.append(threading.current_thread().name)
-        return claim(*args)
+        name = threading.current_thread().name
+        if main_waits_for_a_helper and name == "MainThread" and claims:
+            assert helper_claimed.wait(timeout=30), "no helper claimed anything"
+        claimed = claim(*args)
+        if name != "MainThread" and claimed:
+            helper_claimed.set()
+        claims.append((name, claimed))
+        return claimed
 
     monkeypatch.setattr(dispatch, "_dispatch_chunk", noted)
-    return names
+    return claims
 
 
 @pytest.mark.django_db(transaction=True)
 def test_more_than_a_chunk_due_is_claimed_on_two_connections_side_by_side_each_reader_once(settings, monkeypatch):
     settings.DISPATCH_CHUNK_SIZE = 20
     readers = add_readers(400, scheduled_from=at("2025-03-09T00:00Z"))
-    threads = _threads_claiming(monkeypatch)
+    claims = _claims_by_thread(monkeypatch, main_waits_for_a_helper=True)
     now = at("2025-03-09T06:00Z")
 
     result = deliveries_dispatch_due(now, enqueue=False, connections_at_once=2)
@@ -194,13 +202,14 @@ def test_more_than_a_chunk_due_is_claimed_on_two_connections_side_by_side_each_r
     assert result.claimed == 400 and len(result.delivery_ids) == len(set(result.delivery_ids)) == 400
     assert sorted(Delivery.objects.values_list("subscription_id", flat=True)) == sorted(r.pk for r in readers)
     assert not Subscription.objects.filter(next_send_at__lte=now).exists()
-    # The first chunk alone, then both threads; each stops at a claim that finds nothing left.
-    assert threads[0] == "MainThread" and {"MainThread", "dispatch-helper-0"} <= set(threads[1:])
-    assert result.chunks == 20 and len(threads) == 22
+    # The first chunk on the run's own connection, then readers claimed on both.
+    assert claims[0] == ("MainThread", 20)
+    assert {name for name, claimed in claims[1:] if claimed} == {"MainThread", "dispatch-helper-0"}
+    assert sum(claimed for _, claimed in claims) == 400
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_helper_connections_error_reaches_the_caller(settings, monkeypatch):
+def test_a_helper_connections_error_reaches_the_caller_and_the_next_run_claims_the_rest(settings, monkeypatch):
     from forecasts.sending import dispatch
 
     settings.DISPATCH_CHUNK_SIZE = 10
@@ -215,19 +224,43 @@ def test_a_helper_connections_error_reaches_the_caller(settings, monkeypatch):
     monkeypatch.setattr(dispatch, "_dispatch_chunk", failing_in_the_helper)
     with pytest.raises(RuntimeError, match="the helper's connection went"):
         deliveries_dispatch_due(at("2025-03-09T06:00Z"), enqueue=False, connections_at_once=2)
-    # What was committed stays, one delivery per reader; the rest is claimed by the next run.
+    # The run's own connection stopped after its chunk: what it committed stays, and the next
+    # run claims the rest, one delivery per reader.
+    assert Delivery.objects.count() < 100
+    monkeypatch.setattr(dispatch, "_dispatch_chunk", claim)
     deliveries_dispatch_due(at("2025-03-09T06:01Z"), enqueue=False, connections_at_once=1)
     assert Delivery.objects.count() == Delivery.objects.values("subscription").distinct().count() == 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_the_runs_own_connection_fails_its_error_is_raised_and_the_helper_stops(settings, monkeypatch):
+    from forecasts.sending import dispatch
+
+    settings.DISPATCH_CHUNK_SIZE = 10
+    add_readers(300, scheduled_from=at("2025-03-09T00:00Z"))
+    claim, calls = dispatch._dispatch_chunk, []
+
+    def failing_in_the_main_thread(*args):
+        if threading.current_thread().name == "MainThread" and calls:
+            raise RuntimeError("the run's own connection went")
+        calls.append(threading.current_thread().name)
+        return claim(*args)
+
+    monkeypatch.setattr(dispatch, "_dispatch_chunk", failing_in_the_main_thread)
+    with pytest.raises(RuntimeError, match="the run's own connection went"):
+        deliveries_dispatch_due(at("2025-03-09T06:00Z"), enqueue=False, connections_at_once=2)
+    # The helper was told to stop after its chunk rather than dispatch the other 29 alone.
+    assert Delivery.objects.count() < 300
 
 
 def test_inside_a_callers_transaction_every_chunk_is_claimed_on_its_connection(settings, monkeypatch):
     settings.DISPATCH_CHUNK_SIZE = 10  # a helper's connection would not see these uncommitted readers
     add_readers(35, scheduled_from=at("2025-03-09T00:00Z"))
-    threads = _threads_claiming(monkeypatch)
+    claims = _claims_by_thread(monkeypatch)
 
     result = deliveries_dispatch_due(at("2025-03-09T06:00Z"), enqueue=False, connections_at_once=2)
 
-    assert result.claimed == 35 and set(threads) == {"MainThread"}
+    assert result.claimed == 35 and {name for name, _ in claims} == {"MainThread"}
 
 
 def test_dispatch_refuses_a_naive_time():

@@ -31,6 +31,7 @@ def deliveries_dispatch_due_task() -> dict:
         "claimed": result.claimed,
         "queued": len(result.delivery_ids),
         "skipped_late": result.skipped_late,
+        "stopped": result.stopped,
         "recovered": recovered,
     }
 

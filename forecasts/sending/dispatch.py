@@ -22,6 +22,7 @@ from accounts.scheduling import local_send_instant, zone
 from forecasts.models import Delivery
 from forecasts.sending.bulk import update_rows
 from forecasts.sending.enqueue import deliveries_enqueue
+from forecasts.sending.stopping import stop_requested
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +35,21 @@ class DispatchResult:
     delivery_ids: list[int] = field(default_factory=list)
     skipped_late: int = 0
     chunks: int = 0
+    # The worker was asked to stop (SIGTERM) before everything due was claimed: the next run,
+    # on any worker, claims the rest.
+    stopped: bool = False
 
     def add(self, other: "DispatchResult") -> None:
         self.claimed += other.claimed
         self.delivery_ids += other.delivery_ids
         self.skipped_late += other.skipped_late
         self.chunks += other.chunks
+        self.stopped |= other.stopped
 
     def summary(self) -> str:
         late = f", {self.skipped_late} too late for their date" if self.skipped_late else ""
-        return f"claimed {self.claimed} due subscriptions, queued {len(self.delivery_ids)} deliveries{late}"
+        stopped = "; stopped for the worker's shutdown, the next run claims the rest" if self.stopped else ""
+        return f"claimed {self.claimed} due subscriptions, queued {len(self.delivery_ids)} deliveries{late}{stopped}"
 
 
 def _due_date(now: datetime, time_zone: str, delivery_time: time) -> tuple[date, datetime]:
@@ -278,9 +284,14 @@ def _dispatch_chunks(
     now: datetime, limit: int, enqueue: bool, deadline: float, stop: threading.Event, result: DispatchResult
 ) -> None:
     """Claim chunk after chunk until one comes back short (nothing more is due), past `deadline`,
-    or once `stop` is set."""
-    while not stop.is_set() and clock.monotonic() <= deadline and _dispatch_chunk(now, limit, enqueue, result) == limit:
-        pass
+    once `stop` is set, or once the worker is asked to stop (a deploy's SIGTERM): each chunk has
+    committed, so stopping between them leaves nothing half done."""
+    while not stop.is_set() and clock.monotonic() <= deadline:
+        if stop_requested():
+            result.stopped = True
+            return
+        if _dispatch_chunk(now, limit, enqueue, result) < limit:
+            return
 
 
 class _HelperThreads:

@@ -253,6 +253,36 @@ def test_when_the_runs_own_connection_fails_its_error_is_raised_and_the_helper_s
     assert Delivery.objects.count() < 300
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_asked_to_stop_ends_its_dispatch_after_the_chunk_and_the_next_run_claims_the_rest(
+    settings, monkeypatch
+):
+    from forecasts.sending import dispatch, stopping
+
+    settings.DISPATCH_CHUNK_SIZE = 10
+    add_readers(100, scheduled_from=at("2025-03-09T00:00Z"))
+    monkeypatch.setattr(stopping, "_stop", threading.Event())
+    claim = dispatch._dispatch_chunk
+
+    def sigterm_during_the_first_chunk(*args):
+        claimed = claim(*args)
+        stopping.request_stop()  # what SIGTERM does in a pool child
+        return claimed
+
+    monkeypatch.setattr(dispatch, "_dispatch_chunk", sigterm_during_the_first_chunk)
+    result = deliveries_dispatch_due(at("2025-03-09T06:00Z"), enqueue=False, connections_at_once=2)
+
+    # Neither connection claimed another chunk: the one committed stays, the others are still due.
+    assert (result.claimed, result.chunks, result.stopped) == (10, 1, True)
+    assert "stopped for the worker's shutdown" in result.summary()
+    assert Delivery.objects.count() == 10
+    stopping._stop.clear()  # the next run, on a worker not stopping
+    monkeypatch.setattr(dispatch, "_dispatch_chunk", claim)
+    rest = deliveries_dispatch_due(at("2025-03-09T06:01Z"), enqueue=False, connections_at_once=2)
+    assert (rest.claimed, rest.stopped) == (90, False)
+    assert Delivery.objects.count() == Delivery.objects.values("subscription").distinct().count() == 100
+
+
 def test_inside_a_callers_transaction_every_chunk_is_claimed_on_its_connection(settings, monkeypatch):
     settings.DISPATCH_CHUNK_SIZE = 10  # a helper's connection would not see these uncommitted readers
     add_readers(35, scheduled_from=at("2025-03-09T00:00Z"))

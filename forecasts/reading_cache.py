@@ -54,6 +54,12 @@ def _bump(signs: Iterable[str]) -> None:
             logger.exception("Could not move the page cache version of %s: its pages may lag", sign)
 
 
+def _first_version(sign: str) -> int:
+    """The sign's version when the cache has none yet: ours, or one another process set first."""
+    cache.add(version_key(sign), _fresh_version(), timeout=None)
+    return cache.get(version_key(sign)) or 0
+
+
 def forecasts_changed(signs: Iterable[str]) -> None:
     """The Forecast rows of `signs` changed (text, status, a row added or deleted): every page
     entry built from them is rebuilt on its next read."""
@@ -69,9 +75,7 @@ def get_versioned(sign: str, key: str) -> tuple[object, int]:
     One round trip to the cache, for the version alone when this process already holds the
     entry. Read the version before the rows an entry is built from.
     """
-    held = _held.get(key)
-    if held is not None and held[2] < time.monotonic():
-        held = None
+    held = _held_fresh(key)
     try:
         if held is None:
             found = cache.get_many([version_key(sign), key])
@@ -81,8 +85,7 @@ def get_versioned(sign: str, key: str) -> tuple[object, int]:
             if version is not None and held[0] != version:
                 entry = cache.get(key)  # changed since this process took it: another may have rebuilt it
         if version is None:
-            cache.add(version_key(sign), _fresh_version(), timeout=None)
-            return MISSING, cache.get(version_key(sign)) or 0
+            return MISSING, _first_version(sign)
     except Exception:
         logger.warning("The page cache is unreachable: building %s without it", key, exc_info=True)
         return MISSING, 0
@@ -92,6 +95,28 @@ def get_versioned(sign: str, key: str) -> tuple[object, int]:
         _hold(key, version, entry[1])
         return entry[1], version
     return MISSING, version
+
+
+def held_if_current(sign: str, key: str) -> tuple[object, int]:
+    """(what this process holds at `key` if built under the sign's current version, else MISSING;
+    that version), for entries kept in this process only (`hold`). One round trip: the version."""
+    held = _held_fresh(key)
+    try:
+        version = cache.get(version_key(sign))
+        if version is None:
+            return MISSING, _first_version(sign)
+    except Exception:
+        logger.warning("The page cache is unreachable: building %s without it", key, exc_info=True)
+        return MISSING, 0
+    if held is not None and held[0] == version:
+        return held[1], version
+    return MISSING, version
+
+
+def hold(key: str, version: int, value: object) -> None:
+    """Keep `value`, built from rows read after `version` was read, in this process only."""
+    if version:  # else the cache was unreachable when the version was read
+        _hold(key, version, value)
 
 
 def set_versioned(key: str, version: int, value: object) -> None:
@@ -111,6 +136,11 @@ def set_versioned(key: str, version: int, value: object) -> None:
 _held: OrderedDict[str, tuple[int, object, float]] = OrderedDict()
 _held_lock = threading.Lock()
 HELD_ENTRIES = 256
+
+
+def _held_fresh(key: str) -> tuple[int, object, float] | None:
+    held = _held.get(key)
+    return held if held is not None and held[2] >= time.monotonic() else None
 
 
 def _hold(key: str, version: int, value: object) -> None:

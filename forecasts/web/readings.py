@@ -34,7 +34,16 @@ MISSING_TEXT = {
 
 
 def viewer_zone(request: HttpRequest) -> tuple[str, bool]:
-    """(zone, known): ?tz= when it names a zone, else the signed-in reader's, else UTC-12.
+    """(zone, known): ?tz= when it names a zone, else the signed-in reader's, else UTC-12."""
+    zone_name, known = visitor_zone(request)
+    subscription = None if known else viewer_subscription(request)
+    if subscription is not None:
+        return subscription.time_zone, True
+    return zone_name, known
+
+
+def visitor_zone(request: HttpRequest) -> tuple[str, bool]:
+    """(zone, known) for a viewer who has not signed in: ?tz= when it names a zone, else UTC-12.
 
     For a visitor we know nothing about, the date is the one at UTC-12, the earliest on Earth:
     it has begun wherever they are, so no page offers them a date that has not.
@@ -42,9 +51,6 @@ def viewer_zone(request: HttpRequest) -> tuple[str, bool]:
     asked = request.GET.get("tz", "")
     if asked in known_time_zones():
         return asked, True
-    subscription = viewer_subscription(request)
-    if subscription is not None:
-        return subscription.time_zone, True
     return WESTMOST_ZONE, False
 
 

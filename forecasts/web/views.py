@@ -29,8 +29,10 @@ from forecasts.web.readings import (
     viewer_subscription,
     viewer_today,
     viewer_zone,
+    visitor_zone,
 )
 from forecasts.web.shared_reading import reading_for_page, wheel_svg
+from forecasts.web.visitor_pages import visitor_page
 from forecasts.zodiac import SIGN_SLUGS, SIGNS, SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,23 @@ def _subscribe_link(request: HttpRequest, sign: str) -> str:
     return reverse("portal:preferences")
 
 
+def _sign_page_visitor_key(sign: str, today: date, zone_name: str, other_dates: list[date], page_number) -> str:
+    others = ",".join(day.isoformat() for day in other_dates)
+    return f"{KEY_PREFIX}:visitor-sign-page:{sign}:{today.isoformat()}:{zone_name}:{others}:{page_number or 1}"
+
+
+def _sign_page_asked_by_visitor(request: HttpRequest, sign: str) -> tuple[str, str] | None:
+    """The page a visitor's request asks for, worked out as `sign_page` does (forecasts/web/visitor_pages.py)."""
+    page_number = request.GET.get("page")
+    if sign not in SIGNS_BY_SLUG or not _is_short_number(page_number):
+        return None
+    now = timezone.now()
+    zone_name, known = visitor_zone(request)
+    today = local_date_of(now, zone_name)
+    return sign, _sign_page_visitor_key(sign, today, zone_name, other_dates_on_earth(today, known, now), page_number)
+
+
+@visitor_page(_sign_page_asked_by_visitor)
 def sign_page(request: HttpRequest, sign: str) -> HttpResponse:
     """One sign: the reading of the viewer's today and the earlier ones by date."""
     info = SIGNS_BY_SLUG.get(sign)
@@ -116,26 +135,32 @@ def sign_page(request: HttpRequest, sign: str) -> HttpResponse:
     now = timezone.now()
     zone_name, known = viewer_zone(request)
     today = local_date_of(now, zone_name)
+    page_number = request.GET.get("page")
+    shared, kept = _sign_page_shared(info, today, text_zone(zone_name, known), page_number, now)
     context = {
         "sign": info,
         "day": today,
-        "shared": _sign_page_shared(info, today, text_zone(zone_name, known), request.GET.get("page"), now),
+        "shared": shared,
         "other_dates": other_dates_on_earth(today, known, now),
         "subscribe_url": _subscribe_link(request, sign),
         "signed_in": request.user.is_authenticated,
     }
-    return render(request, "forecasts/sign.html", context)
+    response = render(request, "forecasts/sign.html", context)
+    if kept and not request.user.is_authenticated:
+        # Every visitor asking for this date, zone and page gets these bytes until the sign changes.
+        response.visitor_page_key = _sign_page_visitor_key(sign, today, zone_name, context["other_dates"], page_number)
+    return response
 
 
-def _sign_page_shared(info, today: date, time_zone: str, page_number: str | None, now) -> dict[str, str]:
+def _sign_page_shared(info, today: date, time_zone: str, page_number: str | None, now) -> tuple[dict[str, str], bool]:
     """The HTML of a sign page that every viewer with this date and zone shares: its reading
-    (times in `time_zone`), and its wheel and archive. Kept in the cache
+    (times in `time_zone`), and its wheel and archive; and whether it is kept. Kept in the cache
     (forecasts/reading_cache.py) while the sign's rows are unchanged, once the reading exists;
     the rest of the page is the viewer's own."""
     key = f"{KEY_PREFIX}:sign-page:{info.slug}:{today.isoformat()}:{time_zone}:{page_number or 1}"
     cached, version = get_versioned(info.slug, key) if _is_short_number(page_number) else (MISSING, 0)
     if cached is not MISSING:
-        return cached
+        return cached, True
     forecast = reading_for_page(today, info.slug, now)
     # Only the dates before the viewer's today: none that has not begun for them.
     archive = Forecast.objects.ready().filter(sign=info.slug, date__lt=today).only("date", "headline", "sign")
@@ -155,9 +180,10 @@ def _sign_page_shared(info, today: date, time_zone: str, page_number: str | None
         "archive": render_to_string("forecasts/_sign_archive.html", context),
     }
     # Kept only under the page's own number: ?page=9999 (shown as the last page) would fill the cache.
-    if forecast is not None and str(page.number) == (page_number or "1"):
+    kept = forecast is not None and str(page.number) == (page_number or "1")
+    if kept:
         set_versioned(key, version, parts)
-    return parts
+    return parts, kept
 
 
 def _is_short_number(text: str | None) -> bool:

@@ -1,0 +1,82 @@
+"""Whole pages that every visitor asking for the same thing gets, served before the session, CSRF
+and login middleware run: most of a page's cost is that frame, not the page.
+
+A view opts in with `@visitor_page(key_for)`: `key_for(request, **url_kwargs)` names the page a
+visitor's request asks for as (sign, key), or None. A visitor is a GET without a session or
+messages cookie. The view says, on its response (`response.visitor_page_key`), which page it
+built, from the date and zone it computed itself; only such a response, a 200 that sets no
+cookie and holds no CSRF token, is kept. It is served while the sign's version in the cache (forecasts/reading_cache.py)
+is still the one read before it was built, so an admin's edit shows on the very next request,
+as for the parts of pages every viewer shares.
+
+Kept in this process's memory only, never in Redis: a page names its static files, which a
+deploy renames, and a miss costs one page built from the shared parts already in the cache.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
+
+from forecasts.reading_cache import MISSING, held_if_current, hold
+
+
+def visitor_page(key_for):
+    """Mark a view whose response a visitor may be served from memory (see the module)."""
+
+    def mark(view):
+        view.visitor_page_key_for = key_for
+        return view
+
+    return mark
+
+
+@dataclass(frozen=True)
+class _Page:
+    content: bytes
+    headers: tuple[tuple[str, str], ...]
+
+    def response(self) -> HttpResponse:
+        return HttpResponse(self.content, headers=dict(self.headers))
+
+
+class VisitorPageCacheMiddleware:
+    """After the security headers and static files, before sessions (settings.MIDDLEWARE)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        asked = self._asked(request)
+        if asked is None:
+            return self.get_response(request)
+        sign, key = asked
+        page, version = held_if_current(sign, key)  # the version read before the view reads rows
+        if page is not MISSING:
+            return page.response()
+        response = self.get_response(request)
+        built = getattr(response, "visitor_page_key", None)
+        if built is not None and self._same_for_everyone(request, response):
+            hold(built, version, _Page(response.content, tuple(response.items())))
+        return response
+
+    @staticmethod
+    def _same_for_everyone(request: HttpRequest, response: HttpResponse) -> bool:
+        # A page holding a CSRF token is one visitor's even when no cookie is set (theirs was already).
+        used_csrf_token = request.META.get("CSRF_COOKIE_NEEDS_UPDATE", False)
+        return response.status_code == 200 and not response.streaming and not response.cookies and not used_csrf_token
+
+    @staticmethod
+    def _asked(request: HttpRequest) -> tuple[str, str] | None:
+        if request.method != "GET":
+            return None
+        if settings.SESSION_COOKIE_NAME in request.COOKIES or CookieStorage.cookie_name in request.COOKIES:
+            return None  # signed in, or a message waits for them: their own page
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return None
+        key_for = getattr(match.func, "visitor_page_key_for", None)
+        return key_for(request, *match.args, **match.kwargs) if key_for else None

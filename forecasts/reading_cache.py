@@ -69,20 +69,21 @@ def forecasts_changed(signs: Iterable[str]) -> None:
     transaction.on_commit(lambda: _bump(signs))
 
 
-def get_versioned(sign: str, key: str) -> tuple[object, int]:
+def get_versioned(sign: str, key: str, *, shared: bool = True) -> tuple[object, int]:
     """(the entry at `key` if built under the sign's current version, else MISSING; that version).
 
     One round trip to the cache, for the version alone when this process already holds the
-    entry. Read the version before the rows an entry is built from.
+    entry. Read the version before the rows an entry is built from. With `shared=False`, only an
+    entry this process holds counts (one kept by `hold`, never in the shared cache).
     """
     held = _held_fresh(key)
     try:
-        if held is None:
+        if held is None and shared:
             found = cache.get_many([version_key(sign), key])
             version, entry = found.get(version_key(sign)), found.get(key)
         else:
             version, entry = cache.get(version_key(sign)), None
-            if version is not None and held[0] != version:
+            if shared and version is not None and held[0] != version:
                 entry = cache.get(key)  # changed since this process took it: another may have rebuilt it
         if version is None:
             return MISSING, _first_version(sign)
@@ -94,22 +95,6 @@ def get_versioned(sign: str, key: str) -> tuple[object, int]:
     if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == version:
         _hold(key, version, entry[1])
         return entry[1], version
-    return MISSING, version
-
-
-def held_if_current(sign: str, key: str) -> tuple[object, int]:
-    """(what this process holds at `key` if built under the sign's current version, else MISSING;
-    that version), for entries kept in this process only (`hold`). One round trip: the version."""
-    held = _held_fresh(key)
-    try:
-        version = cache.get(version_key(sign))
-        if version is None:
-            return MISSING, _first_version(sign)
-    except Exception:
-        logger.warning("The page cache is unreachable: building %s without it", key, exc_info=True)
-        return MISSING, 0
-    if held is not None and held[0] == version:
-        return held[1], version
     return MISSING, version
 
 

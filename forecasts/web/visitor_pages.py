@@ -20,7 +20,7 @@ from django.contrib.messages.storage.cookie import CookieStorage
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
-from forecasts.reading_cache import MISSING, held_if_current, hold
+from forecasts.reading_cache import MISSING, get_versioned, hold
 
 
 def visitor_page(key_for):
@@ -53,7 +53,7 @@ class VisitorPageCacheMiddleware:
         if asked is None:
             return self.get_response(request)
         sign, key = asked
-        page, version = held_if_current(sign, key)  # the version read before the view reads rows
+        page, version = get_versioned(sign, key, shared=False)  # the version read before the view reads rows
         if page is not MISSING:
             return page.response()
         response = self.get_response(request)

@@ -2,7 +2,7 @@
 a second request reads no Forecast row, an edit or a rewrite shows on the very next request, and each
 viewer still gets their own zone, topics and date."""
 
-from datetime import UTC, date, datetime, time
+from datetime import date
 
 import pytest
 import time_machine
@@ -14,16 +14,12 @@ from django.utils.html import escape
 
 from accounts.tests.factories import SubscriptionFactory, UserFactory
 from forecasts.models import Forecast
-from forecasts.tests.factories import ForecastFactory, sample_facts
+from forecasts.tests.factories import ForecastFactory
+from forecasts.tests.web.leo_day import AFTERNOON, DAY
 from forecasts.web import readings, shared_reading
 from forecasts.writing.generation import forecast_claim, forecasts_prepare
 from forecasts.writing.knowledge import knowledge_load
 from tests.support.concurrency import at_once
-
-DAY = date(2025, 3, 9)
-# 16:00 UTC on DAY: DAY for visitors (UTC-12: 04:00), in Paris (17:00) and in New York (12:00, EDT).
-AFTERNOON = datetime.combine(DAY, time(16, 0), tzinfo=UTC)
-SLOTTED = "The Moon enters Leo [[at:2025-03-09T14:32Z]], and the mood lifts."
 
 
 def forecast_queries(queries) -> list[str]:
@@ -36,17 +32,6 @@ def reader_client(time_zone: str, topics: list[str] | None = None) -> Client:
     client = Client()
     client.force_login(reader)
     return client
-
-
-@pytest.fixture
-def leo_today(db):
-    return ForecastFactory(date=DAY, sign="leo", overview=SLOTTED, facts=sample_facts(DAY))
-
-
-@pytest.fixture
-def afternoon():
-    with time_machine.travel(AFTERNOON, tick=False):
-        yield
 
 
 @pytest.mark.django_db

@@ -1,7 +1,7 @@
 """A visitor's sign page is served from the web process's memory before the session, CSRF and
 login middleware run (forecasts/web/visitor_pages.py), and never to anyone it was not built for."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 
 import pytest
 import time_machine
@@ -12,27 +12,11 @@ from django.urls import ResolverMatch
 from django.utils.html import escape
 
 from accounts.tests.factories import SubscriptionFactory, UserFactory
-from forecasts.tests.factories import ForecastFactory, sample_facts
+from forecasts.tests.web.leo_day import AFTERNOON
 from forecasts.web import views, visitor_pages
 from forecasts.web.visitor_pages import VisitorPageCacheMiddleware, visitor_page
 
 pytestmark = pytest.mark.django_db
-
-DAY = date(2025, 3, 9)
-# 16:00 UTC: DAY for a visitor (UTC-12, 04:00), and 10 March at UTC+14.
-AFTERNOON = datetime.combine(DAY, time(16, 0), tzinfo=UTC)
-SLOTTED = "The Moon enters Leo [[at:2025-03-09T14:32Z]], and the mood lifts."
-
-
-@pytest.fixture
-def leo_today(db):
-    return ForecastFactory(date=DAY, sign="leo", overview=SLOTTED, facts=sample_facts(DAY))
-
-
-@pytest.fixture
-def afternoon():
-    with time_machine.travel(AFTERNOON, tick=False):
-        yield
 
 
 @pytest.fixture

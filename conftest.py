@@ -54,7 +54,10 @@ def empty_cache():
     were rolled back without a commit to say so) is not served to the next."""
     from django.core.cache import cache
 
+    from forecasts import reading_cache
+
     cache.clear()
+    reading_cache.forget_held()
 
 
 @pytest.fixture(autouse=True)

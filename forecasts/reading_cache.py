@@ -123,6 +123,12 @@ _held_lock = threading.Lock()
 HELD_ENTRIES = 256
 
 
+def forget_held() -> None:
+    """Drop what this process holds (tests: versions made under a frozen clock can repeat)."""
+    with _held_lock:
+        _held.clear()
+
+
 def _held_fresh(key: str) -> tuple[int, object, float] | None:
     held = _held.get(key)
     return held if held is not None and held[2] >= time.monotonic() else None

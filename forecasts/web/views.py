@@ -32,7 +32,7 @@ from forecasts.web.readings import (
     visitor_zone,
 )
 from forecasts.web.shared_reading import reading_for_page, wheel_svg
-from forecasts.web.visitor_pages import visitor_page
+from forecasts.web.visitor_pages import offer_to_visitors, visitor_page
 from forecasts.zodiac import SIGN_SLUGS, SIGNS, SIGNS_BY_SLUG
 
 logger = logging.getLogger(__name__)
@@ -110,9 +110,13 @@ def _subscribe_link(request: HttpRequest, sign: str) -> str:
     return reverse("portal:preferences")
 
 
-def _sign_page_visitor_key(sign: str, today: date, zone_name: str, other_dates: list[date], page_number) -> str:
+def _sign_page_visitor_key(
+    sign: str, today: date, zone_name: str, known: bool, other_dates: list[date], page_number: str | None
+) -> str:
+    # The zone sets the date, `known` whether times are written in it or in UTC.
     others = ",".join(day.isoformat() for day in other_dates)
-    return f"{KEY_PREFIX}:visitor-sign-page:{sign}:{today.isoformat()}:{zone_name}:{others}:{page_number or 1}"
+    zone_part = f"{zone_name}:{text_zone(zone_name, known)}"
+    return f"{KEY_PREFIX}:visitor-sign-page:{sign}:{today.isoformat()}:{zone_part}:{others}:{page_number or 1}"
 
 
 def _sign_page_asked_by_visitor(request: HttpRequest, sign: str) -> tuple[str, str] | None:
@@ -123,7 +127,8 @@ def _sign_page_asked_by_visitor(request: HttpRequest, sign: str) -> tuple[str, s
     now = timezone.now()
     zone_name, known = visitor_zone(request)
     today = local_date_of(now, zone_name)
-    return sign, _sign_page_visitor_key(sign, today, zone_name, other_dates_on_earth(today, known, now), page_number)
+    others = other_dates_on_earth(today, known, now)
+    return sign, _sign_page_visitor_key(sign, today, zone_name, known, others, page_number)
 
 
 @visitor_page(_sign_page_asked_by_visitor)
@@ -146,9 +151,10 @@ def sign_page(request: HttpRequest, sign: str) -> HttpResponse:
         "signed_in": request.user.is_authenticated,
     }
     response = render(request, "forecasts/sign.html", context)
-    if kept and not request.user.is_authenticated:
+    if kept:
         # Every visitor asking for this date, zone and page gets these bytes until the sign changes.
-        response.visitor_page_key = _sign_page_visitor_key(sign, today, zone_name, context["other_dates"], page_number)
+        key = _sign_page_visitor_key(sign, today, zone_name, known, context["other_dates"], page_number)
+        offer_to_visitors(request, response, sign, key)
     return response
 
 

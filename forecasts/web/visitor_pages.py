@@ -3,9 +3,9 @@ and login middleware run: most of a page's cost is that frame, not the page.
 
 A view opts in with `@visitor_page(key_for)`: `key_for(request, **url_kwargs)` names the page a
 visitor's request asks for as (sign, key), or None. A visitor is a GET without a session or
-messages cookie. The view says, on its response (`response.visitor_page_key`), which page it
-built, from the date and zone it computed itself; only such a response, a 200 that sets no
-cookie and holds no CSRF token, is kept. It is served while the sign's version in the cache (forecasts/reading_cache.py)
+messages cookie, to an allowed host. The view says which page it built, from the date and zone
+it computed itself (`offer_to_visitors`); only such a response, a 200 that sets no cookie, is
+kept. It is served while the sign's version in the cache (forecasts/reading_cache.py)
 is still the one read before it was built, so an admin's edit shows on the very next request,
 as for the parts of pages every viewer shares.
 
@@ -21,6 +21,14 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
 from forecasts.reading_cache import MISSING, get_versioned, hold
+
+
+def offer_to_visitors(request: HttpRequest, response: HttpResponse, sign: str, key: str) -> None:
+    """Say that `response` is the page `key` of `sign` that every visitor gets, unless it is not:
+    the viewer signed in, or the page holds a CSRF token (asked for while rendering; Django then
+    also sets the cookie, which keeps the page out as well)."""
+    if not request.user.is_authenticated and not request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+        response.visitor_page = (sign, key)
 
 
 def visitor_page(key_for):
@@ -57,16 +65,10 @@ class VisitorPageCacheMiddleware:
         if page is not MISSING:
             return page.response()
         response = self.get_response(request)
-        built = getattr(response, "visitor_page_key", None)
-        if built is not None and self._same_for_everyone(request, response):
-            hold(built, version, _Page(response.content, tuple(response.items())))
+        built_sign, built_key = getattr(response, "visitor_page", (None, None))
+        if built_sign == sign and response.status_code == 200 and not response.streaming and not response.cookies:
+            hold(built_key, version, _Page(response.content, tuple(response.items())))
         return response
-
-    @staticmethod
-    def _same_for_everyone(request: HttpRequest, response: HttpResponse) -> bool:
-        # A page holding a CSRF token is one visitor's even when no cookie is set (theirs was already).
-        used_csrf_token = request.META.get("CSRF_COOKIE_NEEDS_UPDATE", False)
-        return response.status_code == 200 and not response.streaming and not response.cookies and not used_csrf_token
 
     @staticmethod
     def _asked(request: HttpRequest) -> tuple[str, str] | None:
@@ -74,6 +76,7 @@ class VisitorPageCacheMiddleware:
             return None
         if settings.SESSION_COOKIE_NAME in request.COOKIES or CookieStorage.cookie_name in request.COOKIES:
             return None  # signed in, or a message waits for them: their own page
+        request.get_host()  # a Host not in ALLOWED_HOSTS is a 400 here too, as CommonMiddleware makes it
         try:
             match = resolve(request.path_info)
         except Resolver404:

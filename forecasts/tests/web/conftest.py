@@ -14,3 +14,9 @@ def leo_today(db):
 def afternoon():
     with time_machine.travel(AFTERNOON, tick=False):
         yield
+
+
+@pytest.fixture
+def without_visitor_pages(settings):
+    """Visitors' pages built every time, so a test sees what the shared parts of the cache do."""
+    settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if not name.endswith("VisitorPageCacheMiddleware")]

@@ -35,7 +35,9 @@ def reader_client(time_zone: str, topics: list[str] | None = None) -> Client:
 
 
 @pytest.mark.django_db
-def test_a_sign_pages_second_request_reads_nothing_from_the_database(leo_today, afternoon, client, monkeypatch):
+def test_a_sign_pages_second_request_reads_nothing_from_the_database(
+    leo_today, afternoon, client, monkeypatch, without_visitor_pages
+):
     first = client.get("/signs/leo/").content.decode()
     built = []
     monkeypatch.setattr(shared_reading.SharedReading, "from_forecast", lambda forecast: built.append(forecast))
@@ -75,7 +77,7 @@ def test_each_viewer_gets_their_own_zone_topics_and_call_to_subscribe_from_the_s
 
 
 @pytest.mark.django_db
-def test_a_sign_page_writes_times_in_the_viewers_zone_when_it_is_known(leo_today, afternoon):
+def test_a_sign_page_writes_times_in_the_viewers_zone_when_it_is_known(leo_today, afternoon, without_visitor_pages):
     visitor = Client().get("/signs/leo/").content.decode()
     paris_reader = reader_client("Europe/Paris").get("/signs/leo/").content.decode()
     asked_for_new_york = Client().get("/signs/leo/", {"tz": "America/New_York"}).content.decode()

@@ -96,14 +96,59 @@ def test_a_date_without_its_reading_yet_is_never_kept(afternoon, views_built, mo
     assert len(views_built) == 2
 
 
-def test_a_response_that_sets_a_cookie_holds_a_csrf_token_or_fails_is_never_kept(monkeypatch):
+def test_a_page_holding_a_csrf_token_is_never_kept(leo_today, afternoon, views_built, monkeypatch):
+    render = views.render
+
+    def with_a_form(request, *args, **kwargs):
+        get_token(request)  # what {% csrf_token %} in the template does
+        return render(request, *args, **kwargs)
+
+    monkeypatch.setattr(views, "render", with_a_form)
+    client = Client()
+    client.cookies["csrftoken"] = "a" * 32  # theirs already: Django sends it again all the same
+    for _ in range(2):
+        assert client.get("/signs/leo/").status_code == 200
+        assert Client().get("/signs/leo/").status_code == 200
+    assert len(views_built) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_version_is_read_before_the_page_is_built(leo_today, afternoon, monkeypatch):
+    """An edit committed while a visitor's page is being built is shown to the next visitor."""
+    shared = views._sign_page_shared
+
+    def edited_meanwhile(*args):
+        parts = shared(*args)
+        monkeypatch.setattr(views, "_sign_page_shared", shared)
+        leo_today.headline = "Committed meanwhile"
+        leo_today.save()
+        return parts
+
+    monkeypatch.setattr(views, "_sign_page_shared", edited_meanwhile)
+    assert "Committed meanwhile" not in Client().get("/signs/leo/").content.decode()
+    assert "Committed meanwhile" in Client().get("/signs/leo/").content.decode()
+
+
+def test_a_zone_asked_for_that_shares_the_visitors_date_still_has_its_own_page(leo_today, afternoon):
+    assert "at 14:32 UTC" in Client().get("/signs/leo/").content.decode()
+    asked = Client().get("/signs/leo/", {"tz": "Etc/GMT+12"}).content.decode()  # UTC-12, as for a visitor
+    assert "at 14:32 UTC" not in asked and "at 02:32" in asked
+
+
+def test_head_requests_other_hosts_and_unknown_signs_are_not_served_from_memory(leo_today, afternoon, views_built):
+    Client().get("/signs/leo/")
+    assert Client().head("/signs/leo/").status_code == 200
+    assert len(views_built) == 2  # built again: HEAD is never served from memory
+    assert Client(HTTP_HOST="evil.example").get("/signs/leo/").status_code == 400
+    assert Client().get("/signs/nosuchsign/").status_code == 404
+
+
+def test_a_response_for_another_sign_that_sets_a_cookie_or_fails_is_never_kept(monkeypatch):
     responses = []
 
     def view(request):
-        response = responses.pop(0)
-        if response.content == b"a form":
-            get_token(request)  # {% csrf_token %}: this visitor's token in the page
-        response.visitor_page_key = "page"
+        response, sign = responses.pop(0)
+        response.visitor_page = (sign, "page")
         return response
 
     marked = visitor_page(lambda request: ("leo", "page"))(lambda request: None)
@@ -111,10 +156,10 @@ def test_a_response_that_sets_a_cookie_holds_a_csrf_token_or_fails_is_never_kept
     middleware = VisitorPageCacheMiddleware(view)
     with_cookie = HttpResponse("with a cookie")
     with_cookie.set_cookie("csrftoken", "theirs")
-    responses += [with_cookie, HttpResponse("a form"), HttpResponse("failed", status=500), HttpResponse("fine")]
-    responses.append(HttpResponse("not asked for"))
+    responses += [(HttpResponse("virgo's"), "virgo"), (with_cookie, "leo"), (HttpResponse("failed", status=500), "leo")]
+    responses += [(HttpResponse("fine"), "leo"), (HttpResponse("not asked for"), "leo")]
 
     served = [middleware(RequestFactory().get("/signs/leo/")).content for _ in range(5)]
 
-    assert served == [b"with a cookie", b"a form", b"failed", b"fine", b"fine"]
-    assert [r.content for r in responses] == [b"not asked for"]
+    assert served == [b"virgo's", b"with a cookie", b"failed", b"fine", b"fine"]
+    assert [response.content for response, _ in responses] == [b"not asked for"]

@@ -32,7 +32,9 @@ def offer_to_visitors(request: HttpRequest, response: HttpResponse, sign: str, k
 
 
 def visitor_page(key_for):
-    """Mark a view whose response a visitor may be served from memory (see the module)."""
+    """Mark a view whose response a visitor may be served from memory (see the module). Only its
+    body and headers are replayed: attributes the outer middleware reads (django-csp's decorators)
+    are not, so a marked view must not use them."""
 
     def mark(view):
         view.visitor_page_key_for = key_for

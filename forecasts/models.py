@@ -211,8 +211,9 @@ class SesEvent(models.Model):
 
 
 class SendRateWindow(models.Model):
-    """One send rate's schedule when no Redis is configured: `stamps` holds the instant its next
-    send slot may be used (Unix seconds; see forecasts/sending/ratelimit.py)."""
+    """One send rate's schedule when no Redis is configured: `stamps` holds its pace's next instant
+    (Unix seconds), how many slots were booked and the instants of the last ones (see
+    forecasts/sending/ratelimit.py)."""
 
     key = models.CharField(max_length=100, unique=True)
     stamps = models.JSONField(default=list)

@@ -2,26 +2,33 @@
 
 django-ses's own AUTO_THROTTLE counts sends in one process only; two workers would send twice
 the allowed rate. Here every send has a slot on one schedule kept in Redis (when REDIS_URL is
-set) or in the database: each slot is an instant, the slots spaced evenly, `spacing` apart,
-where `capacity` slots span the rate's second plus SES_RATE_WINDOW_MARGIN (`slot_spacing`). A
-sender books its slot, sleeps until that instant and sends; so the sends are spread evenly over
-the second instead of coming in bursts, and the margin absorbs the spread between a slot's
-instant and the request reaching SES: with the default 0.025 s, the workers keep 97.6% of the
-rate. A send whose answer came back later than the margin after its slot's instant (a request
-stuck on a busy machine, a slow network) may have reached SES that late, so it holds back the
-slot `capacity` places after its own until a full second after that answer (`hold_back`): SES
-receives a request between its sending and its answer, so no second ever holds more than the
-rate, however late a request travels. A slot used more than half the margin late is dropped
-unused, not sent into a crowded second (`SendSlots`), which also takes a few slots per round trip
-when sending fast. The implementation is picked by the SEND_RATE_LIMITER setting.
+set) or in the database. The rule (`schedule_book`): a slot comes no sooner than a full window
+(the rate's second plus SES_RATE_WINDOW_MARGIN) after the slot `capacity` places before it, so
+even sends reaching SES up to the margin off their slots never put capacity + 1 in one second.
+Slots follow an even pace, `spacing` apart; when every sender was busy as some passed (a claim,
+the gap between tasks, a CPU taken by something else) the next ones may come sooner, down to
+half the spacing, until the pace is made up: the slots lost in the last MAKE_UP_S are sent, not
+skipped, while an idle schedule saves up nothing. (Such a closer run of slots can recur
+a second later, each slot's second being counted from the one `capacity` places before it; never
+closer than half the spacing.) With the default 0.025 s margin the workers keep 97.6% of the
+rate. A sender books its slot, sleeps until that instant and sends.
+
+A send whose answer came back later than the margin after its slot's instant (a request stuck
+on a busy machine, a slow network) may have reached SES that late, so the slot `capacity` places
+after its own waits until a full second after that answer (`hold_back`): SES receives a request
+between its sending and its answer, so no second ever holds more than the rate, however late a
+request travels. A slot used more than half the margin late is dropped unused, not sent into a
+crowded second (`SendSlots`), which also takes a few slots per round trip when sending fast. The
+implementation is picked by the SEND_RATE_LIMITER setting.
 """
 
+import itertools
 import logging
 import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Protocol
 
@@ -33,22 +40,23 @@ logger = logging.getLogger(__name__)
 
 # Not the sliding window's key of earlier releases (a sorted set in Redis, a list of send times in
 # the database): during a rolling deploy old and new workers then never misread each other's state.
-# (Workers older than `hold_back` do not count the slots they book, so while both run, a late
-# answer holds back the schedule by less than it should.)
+# Workers of the releases since `hold_back`, before the recent slots were listed, keep the same
+# pace and count under it, so during a rolling deploy old and new share one pace. The old ones do
+# not list their slots among the recent ones (in the database they drop the list), so while both
+# run, only the pace keeps the second: up to MAKE_UP_S of the rate more, or a held-back gap.
 RATE_KEY = "horoscope:ses-send-schedule"
 # A fast sender books at most this many slots per round trip, and no more than its slots span
-# BLOCK_SPAN_S of the schedule: at 1,000/s that is ten slots a round trip, below 100/s one.
+# BLOCK_SPAN_S of the schedule: at 1,000/s that is nine slots a round trip, below 100/s one.
 SLOTS_PER_TAKE = 20
 BLOCK_SPAN_S = 0.010
 # A slot is used at most this fraction of SES_RATE_WINDOW_MARGIN after its instant, or dropped:
 # the rest of the margin is for the way from here to SES.
 SLOT_FRESH_FRACTION = 0.5
-# A slot that passed unused is still booked if it passed at most this fraction of that allowance
-# ago. Booked alone it is used at once, so the rest covers the round trip to the limiter; booked
-# with later slots, which the sender reaches later still, half. With two senders just above the
-# rate, 0.8 instead of 0.5 kept 0.957 R at R = 200 where 0.92 R was kept (docs/benchmarks.md).
-CATCH_UP_ALONE_FRACTION = 0.8
-CATCH_UP_IN_BLOCK_FRACTION = 0.5
+# Slots that passed unused in the last MAKE_UP_S are made up, each at least MAKE_UP_SPACING of
+# the spacing after the one before: a pause of the senders costs them nothing if it is shorter,
+# and no two sends come closer. Skipping such slots kept 0.95-0.97 R at R = 200 (docs/benchmarks.md).
+MAKE_UP_S = 0.1
+MAKE_UP_SPACING = 0.5
 
 
 def window_for(rate: float, margin: float) -> tuple[int, float]:
@@ -64,68 +72,111 @@ def window_for(rate: float, margin: float) -> tuple[int, float]:
 
 
 def slot_spacing(rate: float, margin: float) -> float:
-    """Seconds between two slots: `capacity` + 1 slots span more than the window, so even sends
-    arriving up to `margin` apart from their instants never put capacity + 1 in one second."""
+    """Seconds between two slots at the even pace: `capacity` + 1 slots span more than the window,
+    so even sends arriving up to `margin` apart from their instants never put capacity + 1 in one second."""
     capacity, window = window_for(rate, margin)
     return window / capacity
 
 
 @dataclass(frozen=True)
-class Booking:
-    """What one booking did to a schedule: slots taken, the first one's instant, the next free one."""
+class Schedule:
+    """A send rate's shared state: the even pace's next instant, how many slots were booked so far,
+    and the instants of the last `capacity` of them, oldest first (fewer while there were fewer)."""
 
-    taken: int
+    pace_at: float = 0.0
+    booked: int = 0
+    recent: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Booking:
+    """What one booking took: its slots' instants (none if refused) and the schedule after it."""
+
+    instants: tuple[float, ...]
     first_at: float  # the first slot's instant; if none was taken, when the first free one is
-    next_at: float  # the schedule's next free instant after this booking
-    first_index: int = 0  # the first slot's place on the schedule (slots booked before it)
+    first_index: int  # the first slot's place on the schedule (slots booked before it)
+    schedule: Schedule
+
+    @property
+    def taken(self) -> int:
+        return len(self.instants)
 
 
 def schedule_book(
-    next_at: float,
-    now: float,
-    spacing: float,
-    count: int,
-    max_wait: float | None = None,
-    catch_up: float = 0.0,
-    booked: int = 0,
+    schedule: Schedule, now: float, capacity: int, window: float, count: int, max_wait: float | None = None
 ) -> Booking:
-    """Book `count` consecutive slots of a schedule whose next free slot is at `next_at`, after
-    `booked` slots booked so far.
+    """Book `count` consecutive slots at `now`.
 
-    The first slot is the next free one; if that passed unused, the one `catch_up` seconds ago
-    at most (used a little late, as any slot may be), so a sender that comes a moment late does
-    not leave the slot unused; an idle schedule saves up no more for a burst. Nothing is booked
-    if the first slot is more than `max_wait` away. Both limiters follow this rule (the Redis
-    script is its copy in Lua).
+    Each slot comes no sooner than now, than a window after the slot `capacity` places before it,
+    than half a spacing after the slot before it, and than the even pace, which lags `now` by at
+    most MAKE_UP_S: slots that passed unused within that are made up, older ones are gone, and
+    none once the last slot's window has ended (an idle schedule saves up nothing). Nothing
+    is booked if the first slot is more than `max_wait` away. Both limiters follow this rule (the
+    Redis script is its copy in Lua).
     """
-    first = max(next_at, now - catch_up)
-    if max_wait is not None and first - now > max_wait:
-        return Booking(0, first, next_at, booked)
-    return Booking(count, first, first + count * spacing, booked)
+    spacing = window / capacity
+    # Once the last slot's window has ended the schedule was idle: nothing is made up.
+    idle = not schedule.recent or schedule.recent[-1] + window <= now
+    pace = max(schedule.pace_at, now if idle else now - MAKE_UP_S)
+    # A slot whose window has ended holds back no later one: the oldest are let go (at a rate far
+    # above what is sent, `capacity` instants would otherwise be kept).
+    recent = list(itertools.dropwhile(lambda at: at + window <= now, schedule.recent))
+    last = recent[-1] if recent else -math.inf
+    instants: list[float] = []
+    for i in range(count):
+        at = max(now, pace + i * spacing, last + spacing * MAKE_UP_SPACING)
+        partner = len(recent) - capacity  # the slot `capacity` places before this one
+        if partner >= 0:
+            at = max(at, recent[partner] + window)
+        if not instants and max_wait is not None and at - now > max_wait:
+            return Booking((), at, schedule.booked, schedule)
+        instants.append(at)
+        recent.append(at)
+        last = at
+    after = Schedule(pace + count * spacing, schedule.booked + count, tuple(recent[-capacity:]))
+    return Booking(tuple(instants), instants[0], schedule.booked, after)
 
 
-def schedule_hold_back(next_at: float, booked: int, index: int, not_before: float, spacing: float) -> float:
-    """The schedule's next free instant once the slot at place `index`, and so every later one,
-    may come no earlier than `not_before`. Slots booked already stay as they are: if `index` is
-    one of them, the next free slot comes at `not_before`. Both limiters follow this rule."""
-    return max(next_at, not_before - max(0, index - booked) * spacing)
+def schedule_hold_back(
+    schedule: Schedule, index: int, not_before: float, capacity: int, window: float
+) -> tuple[Schedule, bool]:
+    """The schedule once the slot at place `index`, and so every later one, may come no earlier
+    than `not_before`; and whether that was in time. If the slot `capacity` places before it is
+    among the recent ones, its window ends no sooner than `not_before`; if `index` was booked
+    already it stays as it is, and the next free slot comes at `not_before`. Both limiters
+    follow this rule."""
+    if index < schedule.booked:
+        return replace(schedule, pace_at=max(schedule.pace_at, not_before)), False
+    partner = index - capacity - (schedule.booked - len(schedule.recent))
+    if 0 <= partner < len(schedule.recent):
+        recent = list(schedule.recent)
+        recent[partner] = max(recent[partner], not_before - window)
+        return replace(schedule, recent=tuple(recent)), True
+    spacing = window / capacity
+    return replace(schedule, pace_at=max(schedule.pace_at, not_before - (index - schedule.booked) * spacing)), True
 
 
 @dataclass(frozen=True)
 class Reservation:
     """Slots booked for one sender: `taken` slots, the first `wait` seconds after the limiter read
-    its clock during the call (negative: that long before), then one every `spacing` seconds.
-    With none taken, `wait` is how far off the first free slot was."""
+    its clock during the call, each later one `offsets[i]` after the first. With none taken,
+    `wait` is how far off the first free slot was."""
 
     taken: int
     wait: float
-    spacing: float
+    spacing: float  # of the even pace
     first_index: int = 0  # the first slot's place on the schedule
     first_at: float = 0.0  # the first slot's instant on the schedule's clock (Unix seconds)
+    offsets: tuple[float, ...] = ()
+
+
+def reservation_of(booking: Booking, now: float, spacing: float) -> Reservation:
+    offsets = tuple(at - booking.first_at for at in booking.instants)
+    return Reservation(booking.taken, booking.first_at - now, spacing, booking.first_index, booking.first_at, offsets)
 
 
 class SendRateLimiter(Protocol):
-    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None, catch_up: float = 0.0) -> Reservation:
+    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None) -> Reservation:
         """Book `count` consecutive slots at `rate` per second (see `schedule_book`)."""
         ...
 
@@ -137,32 +188,82 @@ class SendRateLimiter(Protocol):
 
 # Run inside Redis, so reading and moving the schedule is one atomic step for every worker.
 # The clock is Redis's own (TIME), shared by all machines; times in microseconds. KEYS[1] holds
-# the next free slot's instant, KEYS[2] how many slots were booked so far (a slot's place);
-# ARGV[1] is the spacing. Then schedule_book in Lua; the wait is rounded up, so no slot is used early.
+# the pace's next instant, KEYS[2] how many slots were booked so far (a slot's place), KEYS[3]
+# the list of the last `capacity` slots' instants; ARGV[1] is the capacity, ARGV[2] the window.
+# Every write keeps the three a minute past the last slot.
 _SCHEDULE_STATE = """
-local key, booked_key = KEYS[1], KEYS[2]
-local spacing = tonumber(ARGV[1])
+local pace_key, booked_key, recent_key = KEYS[1], KEYS[2], KEYS[3]
+local capacity = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local spacing = window / capacity
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local next_at = tonumber(redis.call('GET', key) or '0')
+local pace_at = tonumber(redis.call('GET', pace_key) or '0')
 local booked = tonumber(redis.call('GET', booked_key) or '0')
+local held = redis.call('LLEN', recent_key)
+local function keep(pace, count, last_at)
+  local ttl = math.max(0, math.ceil((last_at - now) / 1000)) + 60000
+  redis.call('SET', pace_key, string.format('%.3f', pace), 'PX', ttl)
+  redis.call('SET', booked_key, count, 'PX', ttl)
+  if redis.call('EXISTS', recent_key) == 1 then
+    redis.call('PEXPIRE', recent_key, ttl)
+  end
+end
 """
+# schedule_book in Lua; returns {taken, now, first index, instants...} (instants as strings).
 _BOOK_SCRIPT = (
     _SCHEDULE_STATE
     + """
-local count = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
-local catch_up = tonumber(ARGV[4])
-local first = math.max(next_at, now - catch_up)
-local wait = math.ceil(first - now)
-if max_wait >= 0 and wait > max_wait then
-  return {0, wait, booked, string.format('%.3f', first)}
+local count = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
+local make_up = tonumber(ARGV[5])
+local least_gap = spacing * tonumber(ARGV[6])
+local last = -math.huge
+if held > 0 then
+  last = tonumber(redis.call('LINDEX', recent_key, -1))
 end
-local after = first + count * spacing
-local ttl = math.ceil((after - now) / 1000) + 60000
-redis.call('SET', key, string.format('%.3f', after), 'PX', ttl)
-redis.call('SET', booked_key, booked + count, 'PX', ttl)
-return {count, wait, booked, string.format('%.3f', first)}
+local pace = math.max(pace_at, now - make_up)
+if last + window <= now then
+  pace = math.max(pace_at, now)
+end
+local first_partner = held - capacity
+local lo, hi = math.max(0, first_partner), math.min(held - 1, first_partner + count - 1)
+local stored = {}
+if hi >= lo then
+  stored = redis.call('LRANGE', recent_key, lo, hi)
+end
+local instants = {}
+for i = 0, count - 1 do
+  local at = math.max(now, pace + i * spacing, last + least_gap)
+  local partner = first_partner + i
+  if partner >= 0 then
+    if partner < held then
+      at = math.max(at, tonumber(stored[partner - lo + 1]) + window)
+    else
+      at = math.max(at, instants[partner - held + 1] + window)
+    end
+  end
+  if i == 0 and max_wait >= 0 and at - now > max_wait then
+    return {0, string.format('%.3f', now), booked, string.format('%.3f', at)}
+  end
+  instants[i + 1] = at
+  last = at
+end
+-- Slots whose windows have ended hold back no later one: let go, as in schedule_book (which
+-- drops them before finding the partners; they cannot move a slot that comes no sooner than now).
+while held > 0 and tonumber(redis.call('LINDEX', recent_key, 0)) + window <= now do
+  redis.call('LPOP', recent_key)
+  held = held - 1
+end
+local reply = {count, string.format('%.3f', now), booked}
+for i = 1, count do
+  local at = string.format('%.3f', instants[i])
+  redis.call('RPUSH', recent_key, at)
+  reply[i + 3] = at
+end
+redis.call('LTRIM', recent_key, -capacity, -1)
+keep(pace + count * spacing, booked + count, last)
+return reply
 """
 )
 
@@ -170,28 +271,37 @@ return {count, wait, booked, string.format('%.3f', first)}
 _HOLD_BACK_SCRIPT = (
     _SCHEDULE_STATE
     + """
-local index = tonumber(ARGV[2])
-local not_before = tonumber(ARGV[3])
-local wanted = not_before - math.max(0, index - booked) * spacing
-if wanted > next_at then
-  local ttl = math.max(0, math.ceil((wanted - now) / 1000)) + 60000
-  redis.call('SET', key, string.format('%.3f', wanted), 'PX', ttl)
-  redis.call('SET', booked_key, booked, 'PX', ttl)
+local index = tonumber(ARGV[3])
+local not_before = tonumber(ARGV[4])
+if index < booked then
+  if not_before > pace_at then
+    keep(not_before, booked, not_before)
+  end
+  return 0
 end
-if index >= booked then
+local partner = index - capacity - (booked - held)
+if partner >= 0 and partner < held then
+  if not_before - window > tonumber(redis.call('LINDEX', recent_key, partner)) then
+    redis.call('LSET', recent_key, partner, string.format('%.3f', not_before - window))
+    keep(pace_at, booked, not_before)
+  end
   return 1
 end
-return 0
+local wanted = not_before - (index - booked) * spacing
+if wanted > pace_at then
+  keep(wanted, booked, not_before)
+end
+return 1
 """
 )
 
 
 class RedisRateLimiter:
-    """The schedule in Redis (REDIS_URL): the instant of its next free slot, and how many were booked."""
+    """The schedule in Redis (REDIS_URL): the pace's next instant, how many slots were booked, the recent ones."""
 
     def __init__(self, url: str | None = None, key: str = RATE_KEY, margin: float | None = None) -> None:
         self.url = url or settings.REDIS_URL
-        self.keys = [key, f"{key}:booked"]
+        self.keys = [key, f"{key}:booked", f"{key}:recent"]
         self.margin = settings.SES_RATE_WINDOW_MARGIN if margin is None else margin
         self._local = threading.local()
 
@@ -208,22 +318,32 @@ class RedisRateLimiter:
             )
         return scripts
 
-    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None, catch_up: float = 0.0) -> Reservation:
-        spacing = slot_spacing(rate, self.margin)
-        limit_us = -1 if max_wait is None else int(max_wait * 1_000_000)
-        args = [repr(spacing * 1_000_000), max(1, count), limit_us, int(catch_up * 1_000_000)]
-        taken, wait_us, booked, first_us = self._scripts()[0](keys=self.keys, args=args)
-        return Reservation(int(taken), int(wait_us) / 1_000_000, spacing, int(booked), float(first_us) / 1_000_000)
+    def _rate_args(self, rate: float) -> list:
+        capacity, window = window_for(rate, self.margin)
+        return [capacity, repr(window * 1_000_000)]
+
+    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None) -> Reservation:
+        limit_us = -1 if max_wait is None else max(0.0, max_wait) * 1_000_000  # -1: no limit
+        args = [*self._rate_args(rate), max(1, count), repr(limit_us), repr(MAKE_UP_S * 1_000_000), MAKE_UP_SPACING]
+        taken, now_us, booked, *instants_us = self._scripts()[0](keys=self.keys, args=args)
+        now = float(now_us) / 1_000_000
+        instants = tuple(float(at) / 1_000_000 for at in instants_us)
+        # Refused, the one instant is when the first free slot would be. (The schedule itself
+        # stays in Redis.)
+        booking = Booking(instants if int(taken) else (), instants[0], int(booked), Schedule())
+        return reservation_of(booking, now, slot_spacing(rate, self.margin))
 
     def hold_back(self, rate: float, index: int, not_before: float) -> bool:
-        spacing = slot_spacing(rate, self.margin)
-        args = [repr(spacing * 1_000_000), index, repr(not_before * 1_000_000)]
+        args = [*self._rate_args(rate), index, repr(not_before * 1_000_000)]
         return bool(self._scripts()[1](keys=self.keys, args=args))
 
 
-def _schedule_state(stamps: list) -> tuple[float, int]:
-    """(next free instant, slots booked) from a SendRateWindow row; rows of earlier releases hold the instant only."""
-    return (float(stamps[0]) if stamps else 0.0), (int(stamps[1]) if len(stamps) > 1 else 0)
+def _schedule_of(stamps: list) -> Schedule:
+    """A SendRateWindow row's schedule: [pace, booked, recent instants...]; rows of earlier
+    releases hold the instant of their next free slot, then (since `hold_back`) the count."""
+    if not stamps:
+        return Schedule()
+    return Schedule(float(stamps[0]), int(stamps[1]) if len(stamps) > 1 else 0, tuple(map(float, stamps[2:])))
 
 
 class DatabaseRateLimiter:
@@ -231,7 +351,9 @@ class DatabaseRateLimiter:
 
     The row lock serialises workers (SELECT ... FOR UPDATE on PostgreSQL, an IMMEDIATE
     transaction on SQLite). Instants come from each machine's clock, so keep clocks in sync.
-    The row's `stamps` holds the next free slot's instant (Unix seconds) and how many were booked.
+    The row's `stamps` holds the pace's next instant (Unix seconds), how many slots were booked
+    and the instants of the last second's slots, up to the rate's count: each booking rewrites
+    them, so at rates of many hundreds a second use Redis.
     """
 
     def __init__(self, key: str = RATE_KEY, margin: float | None = None) -> None:
@@ -251,31 +373,33 @@ class DatabaseRateLimiter:
             row = SendRateWindow.objects.select_for_update().get(key=self.key)
         return row
 
-    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None, catch_up: float = 0.0) -> Reservation:
+    @staticmethod
+    def _save(row, schedule: Schedule) -> None:
+        row.stamps = [schedule.pace_at, schedule.booked, *schedule.recent]
+        row.save(update_fields=["stamps"])
+
+    def acquire(self, rate: float, count: int = 1, max_wait: float | None = None) -> Reservation:
         called = time.monotonic()
-        spacing = slot_spacing(rate, self.margin)
+        capacity, window = window_for(rate, self.margin)
         with transaction.atomic():
             row = self._locked_row()
             now = time.time()
             # Waiting for the row's lock took time already: the first slot is that much closer.
             max_wait = None if max_wait is None else max_wait - (time.monotonic() - called)
-            next_at, booked = _schedule_state(row.stamps)
-            booking = schedule_book(next_at, now, spacing, max(1, count), max_wait, catch_up, booked)
+            booking = schedule_book(_schedule_of(row.stamps), now, capacity, window, max(1, count), max_wait)
             if booking.taken:
-                row.stamps = [booking.next_at, booked + booking.taken]
-                row.save(update_fields=["stamps"])
-        return Reservation(booking.taken, booking.first_at - now, spacing, booked, booking.first_at)
+                self._save(row, booking.schedule)
+        return reservation_of(booking, now, window / capacity)
 
     def hold_back(self, rate: float, index: int, not_before: float) -> bool:
-        spacing = slot_spacing(rate, self.margin)
+        capacity, window = window_for(rate, self.margin)
         with transaction.atomic():
             row = self._locked_row()
-            next_at, booked = _schedule_state(row.stamps)
-            wanted = schedule_hold_back(next_at, booked, index, not_before, spacing)
-            if wanted > next_at:
-                row.stamps = [wanted, booked]
-                row.save(update_fields=["stamps"])
-        return index >= booked
+            schedule = _schedule_of(row.stamps)
+            held_back, in_time = schedule_hold_back(schedule, index, not_before, capacity, window)
+            if held_back != schedule:
+                self._save(row, held_back)
+        return in_time
 
 
 @lru_cache(maxsize=4)
@@ -306,12 +430,13 @@ class SendSlots:
     `take` sleeps until the next slot's instant and returns the slot. A slot used more than
     `late_by_at_most` after its instant (a slow render, a pause, a wake-up the machine was too
     busy to give on time) is dropped unused: sent then, it would land among the next slots'
-    sends. A slot a moment in the past that nobody took is booked as if on time (the catch-up),
-    so senders that come a little late do not leave the schedule idle. A round trip to the limiter
+    sends. Slots that passed while every sender was busy are made up by the schedule (its rule),
+    so senders that come a little late do not leave the rate unused. A round trip to the limiter
     per email would cost about as much as building the email, so a fast sender books several
     consecutive slots at once; as many as it can use in time, judged by its own work per email
-    (the time from one `take` returning to the next call): a sender slower than the slots'
-    spacing falls a little further behind with each one, and books only as many as stay within
+    (the time from one `take` returning to the next call): a sender slower than half the slots'
+    spacing (as close as slots making up for lost ones come) falls a little further behind with
+    each one, and books only as many as stay within
     `late_by_at_most`. At low rates (a slot every 10 ms or more) one slot is booked at a time, so
     one sender never holds what another could use. `answered` is told when each send's answer
     came, and holds back later slots if it came too late (module docstring).
@@ -327,8 +452,6 @@ class SendSlots:
         self.second = window - self.margin  # the span `capacity` sends may never fall within
         self.spacing = window / self.capacity
         self.late_by_at_most = self.margin * SLOT_FRESH_FRACTION
-        self.catch_up_alone = self.late_by_at_most * CATCH_UP_ALONE_FRACTION
-        self.catch_up_in_block = self.late_by_at_most * CATCH_UP_IN_BLOCK_FRACTION
         self.most_per_take = max(1, min(SLOTS_PER_TAKE, int(BLOCK_SPAN_S / self.spacing)))
         self.instants: deque[Slot] = deque()  # this sender's booked slots
         self.dropped = 0
@@ -340,7 +463,9 @@ class SendSlots:
     def _per_take(self) -> int:
         if self.work is None:
             return 1
-        falls_behind = self.work - self.spacing  # per slot, when the sender is slower than the slots
+        # Per slot, when the sender is slower than the slots; slots making up for lost ones come
+        # as close as MAKE_UP_SPACING of the spacing.
+        falls_behind = self.work - self.spacing * MAKE_UP_SPACING
         if falls_behind <= 0:
             return self.most_per_take
         return max(1, min(self.most_per_take, 1 + int(self.late_by_at_most / falls_behind)))
@@ -348,17 +473,16 @@ class SendSlots:
     def _book(self, deadline: float) -> bool:
         asked_at = self.clock()
         count = self._per_take()
-        catch_up = self.catch_up_alone if count == 1 else self.catch_up_in_block
-        booked = self.limiter.acquire(self.rate, count=count, max_wait=max(0.0, deadline - asked_at), catch_up=catch_up)
+        booked = self.limiter.acquire(self.rate, count=count, max_wait=max(0.0, deadline - asked_at))
         answered_at = self.clock()
         self.instants.extend(
             Slot(
                 index=booked.first_index + i,
-                at=booked.first_at + i * booked.spacing,
-                earliest=asked_at + booked.wait + i * booked.spacing,
-                send_from=answered_at + booked.wait + i * booked.spacing,
+                at=booked.first_at + offset,
+                earliest=asked_at + booked.wait + offset,
+                send_from=answered_at + booked.wait + offset,
             )
-            for i in range(booked.taken)
+            for i, offset in enumerate(booked.offsets)
         )
         return bool(booked.taken)
 

@@ -123,7 +123,7 @@ def _time_stages() -> dict[str, float]:
     import forecasts.sending.dispatch
     import forecasts.sending.emails.reader
     import forecasts.sending.emails.render
-    import forecasts.sending.ratelimit
+    import forecasts.sending.rate_stores
     import forecasts.sending.send
 
     totals: dict[str, float] = {}
@@ -144,8 +144,8 @@ def _time_stages() -> dict[str, float]:
     timed(django_ses, "get_message_bytes", "mime_bytes_handed_to_django_ses")
     timed(forecasts.sending.emails.reader.DailyEmailRenderer, "message", "render_personalise")
     timed(forecasts.sending.emails.cache, "render_forecast_parts", "render_forecast_once_per_process")
-    timed(forecasts.sending.ratelimit.RedisRateLimiter, "acquire", "shared_rate_limiter")
-    timed(forecasts.sending.ratelimit.RedisRateLimiter, "hold_back", "shared_rate_limiter")
+    timed(forecasts.sending.rate_stores.RedisRateLimiter, "acquire", "shared_rate_limiter")
+    timed(forecasts.sending.rate_stores.RedisRateLimiter, "hold_back", "shared_rate_limiter")
     timed(forecasts.sending.send, "_claim", "claim_queued_to_sending")
     timed(forecasts.sending.delivery_status, "update_rows", "record_results_and_dispatch_updates")
     timed(forecasts.sending.dispatch, "update_rows", "record_results_and_dispatch_updates")

@@ -325,9 +325,9 @@ require(
 # The send rate shared by every worker lives in Redis when there is one, else in the database.
 SEND_RATE_LIMITER = env.str(
     "SEND_RATE_LIMITER",
-    default="forecasts.sending.ratelimit.RedisRateLimiter"
+    default="forecasts.sending.rate_stores.RedisRateLimiter"
     if REDIS_URL
-    else "forecasts.sending.ratelimit.DatabaseRateLimiter",
+    else "forecasts.sending.rate_stores.DatabaseRateLimiter",
 )
 # Send slots are spaced (1 s + this) / rate apart: covers the spread between a slot's instant and
 # the request reaching SES, so SES never sees more than its maximum in any second. 0.02 let two

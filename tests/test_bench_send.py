@@ -36,7 +36,7 @@ def sink(settings):
         settings.AWS_SES_REGION_ENDPOINT_URL = sink.endpoint_url
         settings.SES_MAX_SEND_RATE = 1000
         settings.REDIS_URL = ""
-        settings.SEND_RATE_LIMITER = "forecasts.sending.ratelimit.DatabaseRateLimiter"
+        settings.SEND_RATE_LIMITER = "forecasts.sending.rate_stores.DatabaseRateLimiter"
         yield sink
 
 

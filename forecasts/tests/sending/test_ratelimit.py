@@ -13,11 +13,10 @@ from django.db import connection
 from django.test import override_settings
 
 from devtools.rates import most_in_any_window
+from forecasts.sending.rate_stores import DatabaseRateLimiter, RedisRateLimiter
 from forecasts.sending.ratelimit import (
     MAKE_UP_S,
     SLOTS_PER_TAKE,
-    DatabaseRateLimiter,
-    RedisRateLimiter,
     Reservation,
     Schedule,
     SendSlots,
@@ -507,6 +506,13 @@ def test_database_schedule_of_the_release_before_keeps_its_pace_and_count():
     booked = DatabaseRateLimiter(key=key, margin=0.0).acquire(10, count=2)
     assert booked.first_index == 40 and 0.4 < booked.wait <= 0.5
     assert SendRateWindow.objects.get(key=key).stamps[1:] == [42, booked.first_at, pytest.approx(booked.first_at + 0.1)]
+
+
+def test_limiter_paths_of_earlier_releases_still_name_the_stores(settings):
+    from forecasts.sending.ratelimit import _limiter
+
+    assert isinstance(_limiter("forecasts.sending.ratelimit.DatabaseRateLimiter", "", 0.025), DatabaseRateLimiter)
+    assert isinstance(_limiter("forecasts.sending.ratelimit.RedisRateLimiter", "", 0.025), RedisRateLimiter)
 
 
 @pytest.mark.django_db(transaction=True)

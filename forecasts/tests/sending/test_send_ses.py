@@ -28,7 +28,7 @@ def sink(settings):
         settings.AWS_SES_REGION_ENDPOINT_URL = sink.endpoint_url
         settings.SES_MAX_SEND_RATE = 0  # ask the sink (GetAccount)
         settings.REDIS_URL = ""
-        settings.SEND_RATE_LIMITER = "forecasts.sending.ratelimit.DatabaseRateLimiter"
+        settings.SEND_RATE_LIMITER = "forecasts.sending.rate_stores.DatabaseRateLimiter"
         settings.DEFAULT_FROM_EMAIL = "Daily Horoscope <horoscope@example.test>"
         yield sink
 

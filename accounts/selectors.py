@@ -8,8 +8,15 @@ from accounts.models import Subscription, User
 from accounts.scheduling import local_date_of
 
 
-def subscription_for_user(user: User) -> Subscription | None:
-    return Subscription.objects.filter(user=user).first()
+def subscription_for_user(user: User, *, reload: bool = False) -> Subscription | None:
+    """The user's subscription, or None. A signed-in request's user came with it (accounts/
+    auth_backends.py); `reload` reads the row again, e.g. after another request created it."""
+    if reload:
+        return Subscription.objects.filter(user=user).first()
+    try:
+        return user.subscription
+    except Subscription.DoesNotExist:
+        return None
 
 
 def reader_local_date(subscription: Subscription, now: datetime | None = None) -> date:

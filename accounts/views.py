@@ -70,7 +70,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
                     with transaction.atomic():
                         services.subscription_create(user=request.user, **form.preferences())
                 except IntegrityError:  # a double submit created it a moment ago
-                    subscription = selectors.subscription_for_user(request.user)
+                    subscription = selectors.subscription_for_user(request.user, reload=True)
                     services.subscription_update_preferences(subscription, **form.preferences())
                 messages.success(request, "You are subscribed. Your first horoscope is on its way.")
             else:

@@ -38,7 +38,8 @@ EARLIER_BACKENDS = {
 
 class EarlierSessionsMiddleware:
     """Moves a session signed in before these backends to the one that replaced its own (once:
-    the session is saved with the new name), so no reader is signed out by the release."""
+    the session is saved with the new name), so no reader is signed out by the release. Once
+    SESSION_COOKIE_AGE has passed since that release no such session is left: remove it then."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response

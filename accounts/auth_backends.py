@@ -7,6 +7,7 @@ the dashboard). `selectors.subscription_for_user` then reads what came with the 
 """
 
 from allauth.account import auth_backends as allauth_backends
+from asgiref.sync import sync_to_async
 from django.contrib.auth import BACKEND_SESSION_KEY, backends, get_user_model
 
 
@@ -18,6 +19,9 @@ class _LoadsSubscription:
         except users.model.DoesNotExist:
             return None
         return user if self.user_can_authenticate(user) else None
+
+    async def aget_user(self, user_id):  # request.auser(): the same user, should an async view ask
+        return await sync_to_async(self.get_user)(user_id)
 
 
 class ModelBackend(_LoadsSubscription, backends.ModelBackend):

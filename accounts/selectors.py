@@ -10,7 +10,8 @@ from accounts.scheduling import local_date_of
 
 def subscription_for_user(user: User, *, reload: bool = False) -> Subscription | None:
     """The user's subscription, or None. A signed-in request's user came with it (accounts/
-    auth_backends.py); `reload` reads the row again, e.g. after another request created it."""
+    auth_backends.py). `reload` reads the row again: needed after a create that failed, which
+    leaves its unsaved instance on the user, e.g. when another request created the row first."""
     if reload:
         return Subscription.objects.filter(user=user).first()
     try:

@@ -3,13 +3,14 @@
 from importlib import import_module
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts import views
-from accounts.auth_backends import EARLIER_BACKENDS
+from accounts.auth_backends import AuthenticationBackend
 from accounts.models import Subscription
 from accounts.tests.factories import SubscriptionFactory
 
@@ -45,12 +46,18 @@ def test_a_reader_without_a_subscription_is_asked_for_preferences(reader_client)
     assert response.status_code == 302 and response["Location"] == "/portal/preferences/"
 
 
-@pytest.mark.parametrize("earlier", sorted(EARLIER_BACKENDS))
-def test_a_session_from_before_stays_signed_in_and_moves_to_our_backend(client, subscription, earlier):
+@pytest.mark.parametrize(
+    ("earlier", "ours"),
+    [
+        ("django.contrib.auth.backends.ModelBackend", "accounts.auth_backends.ModelBackend"),
+        ("allauth.account.auth_backends.AuthenticationBackend", "accounts.auth_backends.AuthenticationBackend"),
+    ],
+)
+def test_a_session_from_before_stays_signed_in_and_moves_to_our_backend(client, subscription, earlier, ours):
     key = _session_signed_in_by(client, subscription.user, earlier)
     response = client.get("/portal/")
     assert response.status_code == 200 and subscription.get_sign_display() in response.content.decode()
-    assert _stored_backend(key) == EARLIER_BACKENDS[earlier] in settings.AUTHENTICATION_BACKENDS
+    assert _stored_backend(key) == ours and ours in settings.AUTHENTICATION_BACKENDS
     assert client.get("/portal/").status_code == 200
 
 
@@ -83,3 +90,9 @@ def test_preferences_sent_twice_at_once_land_on_the_one_subscription(reader_clie
     assert response.status_code == 302 and response["Location"] == "/portal/"
     subscription = Subscription.objects.get(user=reader)
     assert subscription.sign == "leo" and str(subscription.time_zone) == "Europe/Paris"
+
+
+def test_the_async_path_loads_the_subscription_too(subscription, django_assert_num_queries):
+    user = async_to_sync(AuthenticationBackend().aget_user)(subscription.user.pk)
+    with django_assert_num_queries(0):
+        assert user.subscription.pk == subscription.pk

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 from forecasts.models import Forecast
 from forecasts.writing.generators import ReadingMemory
-from forecasts.writing.grounding import sentences
+from forecasts.writing.sky_claims import sentences
 
 MEMORY_DAYS = 30
 

@@ -25,8 +25,9 @@ from datetime import date, timedelta
 from forecasts.topics import TOPICS
 from forecasts.writing.generators import Draft, ForecastRequest
 from forecasts.writing.generators.offline import OfflineComposer
-from forecasts.writing.grounding import check_forecast, sentences
+from forecasts.writing.grounding import check_forecast
 from forecasts.writing.memory import MEMORY_DAYS, memory_from
+from forecasts.writing.sky_claims import sentences
 from forecasts.writing.slots import strip_slots
 from forecasts.zodiac import SIGN_SLUGS
 

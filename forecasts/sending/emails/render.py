@@ -18,7 +18,7 @@ from forecasts.sending.emails.facts import ranked_fact_lines, reader_window, vis
 from forecasts.sending.emails.mime import MimeTemplate
 from forecasts.sending.emails.placeholders import compile_template, token
 from forecasts.sky import noon_wheel
-from forecasts.writing.grounding import sentences
+from forecasts.writing.sky_claims import sentences
 from forecasts.writing.slots import Slot, replace_slots, slots_in
 from forecasts.zodiac import SIGNS_BY_SLUG
 

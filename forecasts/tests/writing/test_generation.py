@@ -22,9 +22,10 @@ from forecasts.writing.generation import (
     forecasts_missing,
     forecasts_prepare,
 )
-from forecasts.writing.grounding import check_forecast, sky_truth
+from forecasts.writing.grounding import check_forecast
 from forecasts.writing.phrasebook import phrasebook
 from forecasts.writing.prompts import PROMPT_VERSION
+from forecasts.writing.sky_truth import sky_truth
 from forecasts.zodiac import SIGN_SLUGS
 from tests.support.concurrency import at_once
 

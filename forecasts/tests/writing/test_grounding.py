@@ -6,7 +6,8 @@ import pytest
 
 from forecasts.writing.facts import body_name, forecast_window
 from forecasts.writing.generation import facts_for
-from forecasts.writing.grounding import check, sky_truth
+from forecasts.writing.grounding import check
+from forecasts.writing.sky_truth import sky_truth
 from forecasts.writing.slots import slot
 
 

@@ -13,8 +13,8 @@ from forecasts.topics import TOPICS
 from forecasts.writing.generation import facts_for
 from forecasts.writing.generators import ForecastRequest, ReadingMemory
 from forecasts.writing.generators.offline import OfflineComposer
-from forecasts.writing.grounding import sentences
 from forecasts.writing.reading_report import aims_missed, reading_metrics, readings_compose
+from forecasts.writing.sky_claims import sentences
 from forecasts.writing.slots import slots_in, strip_slots
 from forecasts.zodiac import SIGN_SLUGS
 

@@ -29,8 +29,10 @@ from datetime import UTC, datetime, time, timedelta
 from forecasts.topics import TOPICS
 from forecasts.writing.facts import body_name, sign_name, statable_facts
 from forecasts.writing.generators import Draft, ForecastRequest, ReadingMemory
-from forecasts.writing.grounding import check, sentences, sky_truth
+from forecasts.writing.grounding import check
 from forecasts.writing.phrasebook import PERSONAL, TONES, Phrasebook, Phrasing, phrasebook
+from forecasts.writing.sky_claims import sentences
+from forecasts.writing.sky_truth import sky_truth
 from forecasts.writing.slots import slot
 from forecasts.zodiac import SIGNS_BY_SLUG
 

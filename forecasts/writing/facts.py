@@ -24,7 +24,7 @@ Every fact carries the same keys (None where a key does not apply):
                   angular distance from exact AT A NAMED INSTANT: here the window's start and
                   end. Texts and "In the sky" never state a bare orb: they say when an aspect is
                   exact (its exact_times), and `manage.py sky --at` gives the orb at any instant.
-    rank          higher first (see transits.RANK_BASE)
+    rank          higher first (see transit_facts.RANK_BASE)
     summary       one neutral English sentence with times in UTC
     summary_template, instants   the same sentence with a slot for each instant ("{0}"), and
                   those instants (ISO UTC), so each reader's zone can fill them in

@@ -85,7 +85,7 @@ def _fact_text(fact: dict) -> str:
     summary = str(fact.get("summary") or "").strip()
     if summary:
         return summary
-    # forecasts/writing/transits.py always writes a summary; compose a plain one if a fact has none.
+    # forecasts/writing/transit_facts.py always writes a summary; compose a plain one if a fact has none.
     bodies = fact.get("bodies") or []
     if isinstance(bodies, str):
         bodies = [bodies]
@@ -122,7 +122,7 @@ def fact_line(fact: dict) -> FactLine | None:
 
 
 def ranked_fact_lines(facts) -> list[tuple[dict, FactLine]]:
-    """Every fact with its line, highest rank first (the order forecasts/writing/transits.py uses)."""
+    """Every fact with its line, highest rank first (the order forecasts/writing/transit_facts.py gives them)."""
     if not isinstance(facts, list):
         return []
 

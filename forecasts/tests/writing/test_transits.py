@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from forecasts.sky import BODY_SLUGS, NODE, events_between
 from forecasts.sky.ephemeris import positions_at
-from forecasts.writing.transits import (
+from forecasts.writing.facts import FACT_KEYS
+from forecasts.writing.transit_facts import (
     ANGULAR_BOOST,
     ANGULAR_HOUSES,
-    FACT_KEYS,
     FACT_KINDS,
     HOUSE_TOPICS,
     RANK_BASE,
@@ -22,9 +22,8 @@ from forecasts.writing.transits import (
     _at,
     _summary_fields,
     house_for,
-    transits_for_all_signs,
-    transits_for_sign,
 )
+from forecasts.writing.transits import transits_for_all_signs, transits_for_sign
 from forecasts.zodiac import SIGN_SLUGS, SIGNS_BY_SLUG
 
 # 2025-03-14: a total lunar eclipse at 06:58 UTC in Virgo, and the Moon enters Libra at 18:58 UTC.
